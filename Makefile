@@ -1,0 +1,54 @@
+# Autograd Explorer: `make run` serves the app, `make test` runs the suite.
+# Both install first when needed (see `install`), so a fresh clone needs nothing else.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := run
+
+PYTHON ?= python3
+HOST ?= 127.0.0.1
+PORT ?= 8000
+# Extra pytest arguments, e.g. make test PYTEST_ARGS='-k smoke -x'.
+PYTEST_ARGS ?=
+# Where torch wheels come from besides the default index. Leave empty where the default
+# index serves the CPU build; on other Linux machines PyPI's torch pulls in several GB of
+# CUDA libraries, and TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu avoids that.
+TORCH_INDEX_URL ?=
+
+VENV := .venv
+PY := $(VENV)/bin/python
+# Inside .venv, so deleting .venv also forgets that it was installed.
+STAMP := $(VENV)/.install.stamp
+
+.PHONY: install run test lint bench
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml scripts/install-system-deps.sh
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
+	  echo "Autograd Explorer needs Python 3.11 or newer: install it, or point make at it with make PYTHON=python3.11." >&2; \
+	  exit 1; }
+	scripts/install-system-deps.sh
+	[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install $(if $(TORCH_INDEX_URL),--extra-index-url $(TORCH_INDEX_URL)) -e '.[test]'
+	touch $@
+
+run: $(STAMP)
+	$(PY) -m uvicorn app.main:app --host $(HOST) --port $(PORT)
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy app
+	$(VENV)/bin/hadolint Dockerfile
+
+# Every bench/*.py is a script that prints its own ratios; files starting with _ are helpers.
+bench: $(STAMP)
+	@shopt -s nullglob; scripts=(bench/[!_]*.py); \
+	if [ $${#scripts[@]} -eq 0 ]; then echo "bench/ has no benchmark scripts yet."; fi; \
+	for script in "$${scripts[@]}"; do \
+	  echo "== $$script"; \
+	  $(PY) "$$script" || exit 1; \
+	done

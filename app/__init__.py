@@ -1,0 +1,1 @@
+"""Autograd Explorer: step through PyTorch autograd like a debugger."""

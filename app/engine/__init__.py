@@ -1,0 +1,1 @@
+"""Runs lessons and observes torch; imports nothing from app.api."""

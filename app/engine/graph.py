@@ -1,0 +1,181 @@
+"""The Graph data of DESIGN.md §5: plain dicts, walked once, rendered elsewhere."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from app.engine.recorder import NodeRecord
+from app.engine.snapshot import scope_tensors
+
+if TYPE_CHECKING:
+    from app.engine.tracer import Run
+
+__all__ = ["autograd_graph", "build_graph", "static_graph"]
+
+
+def _grad_brief(grads: tuple[Any, ...]) -> list[dict[str, Any] | None]:
+    """Shape and norm of each gradient a node received or produced."""
+    brief: list[dict[str, Any] | None] = []
+    with torch.no_grad():
+        for g in grads:
+            if isinstance(g, torch.Tensor):
+                norm = float(g.detach().double().norm()) if g.numel() else 0.0
+                brief.append({"shape": list(g.shape), "norm": norm if norm == norm else None})
+            else:
+                brief.append(None)
+    return brief
+
+
+def _function_node(record: NodeRecord) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "kind": "function",
+        "name": record.name,
+        "shape": record.shape,
+        "saved": [
+            {
+                "name": s.name,
+                "shape": s.shape,
+                "version_saved": s.version_saved,
+                "version_now": s.version_now,
+                "stale": s.version_now != s.version_saved,
+            }
+            for s in record.saved
+        ],
+        "executed": record.executed,
+        "tensors": [],
+        "grad_inputs": _grad_brief(record.grad_inputs) if record.executed else [],
+        "grad_outputs": _grad_brief(record.grad_outputs) if record.executed else [],
+    }
+
+
+def _tensor_node(node_id: str, kind: str, name: str, tensor: torch.Tensor) -> dict[str, Any]:
+    return {
+        "id": node_id,
+        "kind": kind,
+        "name": name,
+        "shape": list(tensor.shape),
+        "saved": [],
+        "executed": False,
+        "tensors": [name],
+    }
+
+
+def autograd_graph(run: Run) -> dict[str, Any]:
+    """The autograd graph below every tensor in scope, from the capture-time records."""
+    registry = run.registry
+    tensors = scope_tensors(run)
+    nodes: dict[str, dict[str, Any]] = {}
+    edges: list[dict[str, str]] = []
+    seen: set[Any] = set()
+    by_tensor: dict[int, str] = {}
+
+    def visit(root: Any) -> None:
+        stack = [root]
+        while stack:
+            fn = stack.pop()
+            if fn in seen:
+                continue
+            seen.add(fn)
+            record = registry.add(fn)
+            nodes[record.id] = _function_node(record)
+            if hasattr(fn, "variable"):
+                leaf = fn.variable
+                leaf_id = registry.leaf_id(leaf)
+                if leaf_id not in nodes:
+                    nodes[leaf_id] = _tensor_node(leaf_id, "leaf", "leaf", leaf)
+                edges.append({"source": leaf_id, "target": record.id})
+            for child, _ in fn.next_functions:
+                if child is not None:
+                    edges.append({"source": registry.add(child).id, "target": record.id})
+                    stack.append(child)
+
+    for name, tensor in tensors.items():
+        if not isinstance(tensor, torch.Tensor) or not tensor.requires_grad:
+            continue
+        if id(tensor) in by_tensor:
+            continue
+        if tensor.grad_fn is None:
+            leaf_id = registry.leaf_id(tensor)
+            by_tensor[id(tensor)] = leaf_id
+            nodes[leaf_id] = _tensor_node(leaf_id, "leaf", name, tensor)
+        else:
+            visit(tensor.grad_fn)
+            fn_id = registry.add(tensor.grad_fn).id
+            nodes[fn_id]["tensors"].append(name)
+            by_tensor[id(tensor)] = fn_id
+
+    # Leaves reached only through AccumulateGrad get their scope name.
+    for name, tensor in tensors.items():
+        if isinstance(tensor, torch.Tensor) and tensor.requires_grad and tensor.grad_fn is None:
+            node = nodes.get(registry.leaf_id(tensor))
+            if node is not None and node["name"] == "leaf":
+                node["name"] = name
+                node["tensors"] = [name]
+
+    # An output node for each tensor whose grad_fn nothing in the graph consumes.
+    consumed = {e["source"] for e in edges}
+    for name, tensor in tensors.items():
+        if not isinstance(tensor, torch.Tensor) or tensor.grad_fn is None:
+            continue
+        fn_id = registry.add(tensor.grad_fn).id
+        if fn_id in consumed:
+            continue
+        consumed.add(fn_id)
+        out_id = f"out:{name}"
+        nodes[out_id] = _tensor_node(out_id, "output", name, tensor)
+        edges.append({"source": fn_id, "target": out_id})
+
+    out_degree: dict[str, int] = {}
+    for edge in edges:
+        out_degree[edge["source"]] = out_degree.get(edge["source"], 0) + 1
+    for node in nodes.values():
+        if node["id"].startswith("acc:"):
+            # Gradients the AccumulateGrad receives in one pass: one per use of the leaf.
+            node["grad_count"] = out_degree.get(node["id"], 0)
+
+    focus = run.node.id if run.node is not None and run.node.id in nodes else None
+    kind = "autograd" if nodes else "none"
+    return {"kind": kind, "nodes": list(nodes.values()), "edges": edges, "focus": focus}
+
+
+def static_graph(module: torch.fx.GraphModule) -> dict[str, Any]:
+    """The captured fx graph: placeholders as leaves, calls as functions, the output."""
+    kinds = {"placeholder": "leaf", "output": "output"}
+    nodes = []
+    edges = []
+    for fx_node in module.graph.nodes:
+        meta = fx_node.meta.get("val")
+        shape = list(meta.shape) if isinstance(meta, torch.Tensor) else None
+        if fx_node.op in ("call_function", "call_method"):
+            target = fx_node.target
+            name = str(getattr(target, "__name__", target))
+            overload = getattr(target, "_overloadpacket", None)
+            if overload is not None:
+                name = f"aten::{overload.__name__}"
+        else:
+            name = fx_node.name
+        nodes.append(
+            {
+                "id": f"fx:{fx_node.name}",
+                "kind": kinds.get(fx_node.op, "function"),
+                "name": name,
+                "shape": shape,
+                "saved": [],
+                "executed": False,
+                "tensors": [fx_node.name],
+            }
+        )
+        for source in fx_node.all_input_nodes:
+            edges.append({"source": f"fx:{source.name}", "target": f"fx:{fx_node.name}"})
+    return {"kind": "static", "nodes": nodes, "edges": edges, "focus": None}
+
+
+def build_graph(run: Run) -> dict[str, Any]:
+    """The static graph if the lesson captured one, else the autograd graph in scope."""
+    for value in run.scope.values():
+        if isinstance(value, torch.fx.GraphModule):
+            return static_graph(value)
+    return autograd_graph(run)

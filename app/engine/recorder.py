@@ -1,0 +1,284 @@
+"""Record forward ops and backward nodes without altering what they compute.
+
+Two instruments, both allowed by the design's "observe, never alter" rule:
+
+* :class:`Recorder` is a ``TorchFunctionMode`` that calls every torch function
+  through unchanged and reports the ones that returned tensors; when an op
+  creates a new ``grad_fn`` it captures the node's structure and the metadata
+  of its saved tensors *now*, before backward frees them.
+* For each backward call it registers a post hook on every node of the graph
+  being differentiated, reports each node as the engine runs it, and removes
+  the hooks when the call returns.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch.overrides import TorchFunctionMode
+from torch.utils.weak import WeakIdKeyDictionary
+
+__all__ = ["NodeRecord", "NodeRegistry", "Recorder", "SavedRecord"]
+
+# NOTE: these are the entry points into the autograd engine. The recorder
+# hooks the graph below their roots for the duration of the call only.
+_BACKWARD_FUNCS = frozenset({torch.Tensor.backward, torch.autograd.backward, torch.autograd.grad})
+
+
+@dataclass
+class SavedRecord:
+    """A tensor a node saved for backward, as it was when the node was created."""
+
+    name: str
+    shape: list[int]
+    version_saved: int
+    tensor: torch.Tensor  # shares the version counter, so version_now stays readable
+
+    @property
+    def version_now(self) -> int:
+        return self.tensor._version
+
+
+@dataclass
+class NodeRecord:
+    """What the explorer knows about one autograd node (a ``grad_fn``)."""
+
+    id: str
+    name: str
+    node: Any
+    shape: list[int] | None = None
+    saved: list[SavedRecord] = field(default_factory=list)
+    executed: bool = False
+    grad_inputs: tuple[Any, ...] = ()
+    grad_outputs: tuple[Any, ...] = ()
+
+
+def _saved_attrs(node: Any, cache: dict[type, tuple[str, ...]]) -> tuple[str, ...]:
+    kind = type(node)
+    attrs = cache.get(kind)
+    if attrs is None:
+        attrs = tuple(a for a in dir(node) if a.startswith("_saved_"))
+        cache[kind] = attrs
+    return attrs
+
+
+def _is_custom_function(node: Any) -> bool:
+    return isinstance(node, torch.autograd.function.BackwardCFunction)
+
+
+class NodeRegistry:
+    """Stable ids and capture-time records for autograd nodes and leaf tensors.
+
+    Ids come from counters in creation order, never from ``id()``, so a replay
+    of the same program gives every node the same id. The registry holds the
+    node objects it has seen (a Python node wrapper cannot be weakly
+    referenced); :meth:`prune` drops those no longer reachable from scope.
+    """
+
+    def __init__(self) -> None:
+        self.records: dict[Any, NodeRecord] = {}
+        self._leaf_ids: WeakIdKeyDictionary = WeakIdKeyDictionary()
+        self._counter = itertools.count()
+        self._leaf_counter = itertools.count()
+        self._saved_attr_cache: dict[type, tuple[str, ...]] = {}
+        self._live_after_prune = 0
+
+    def leaf_id(self, tensor: torch.Tensor) -> str:
+        leaf = self._leaf_ids.get(tensor)
+        if leaf is None:
+            leaf = f"leaf{next(self._leaf_counter)}"
+            self._leaf_ids[tensor] = leaf
+        return leaf
+
+    def get(self, node: Any) -> NodeRecord | None:
+        return self.records.get(node)
+
+    def add(self, node: Any, shape: list[int] | None = None) -> NodeRecord:
+        """Record ``node`` and every unseen node below it; return its record."""
+        record = self.records.get(node)
+        if record is not None:
+            return record
+        record = self._capture(node, shape)
+        stack = [node]
+        while stack:
+            current = stack.pop()
+            for child, _ in current.next_functions:
+                if child is None:
+                    continue
+                known = self.records.get(child)
+                if known is None:
+                    self._capture(child, None)
+                    stack.append(child)
+                else:
+                    # A new forward consumes this node again (an AccumulateGrad
+                    # shared across iterations): it has not run for this graph.
+                    known.executed = False
+        return record
+
+    def _capture(self, node: Any, shape: list[int] | None) -> NodeRecord:
+        if hasattr(node, "variable"):
+            node_id = "acc:" + self.leaf_id(node.variable)
+        else:
+            node_id = f"n{next(self._counter)}"
+        record = NodeRecord(id=node_id, name=node.name(), node=node, shape=shape)
+        record.saved = list(self._saved(node))
+        self.records[node] = record
+        return record
+
+    def _saved(self, node: Any) -> Iterator[SavedRecord]:
+        if _is_custom_function(node):
+            for i, tensor in enumerate(node.saved_tensors):
+                yield SavedRecord(
+                    f"saved_tensors[{i}]", list(tensor.shape), tensor._version, tensor
+                )
+            return
+        for attr in _saved_attrs(node, self._saved_attr_cache):
+            value = getattr(node, attr)
+            name = attr[len("_saved_") :]
+            if isinstance(value, torch.Tensor):
+                yield SavedRecord(name, list(value.shape), value._version, value)
+            elif isinstance(value, tuple | list):
+                for i, item in enumerate(value):
+                    if isinstance(item, torch.Tensor):
+                        yield SavedRecord(f"{name}[{i}]", list(item.shape), item._version, item)
+
+    def maybe_prune(self, roots: Callable[[], Iterable[Any]]) -> None:
+        """Forget nodes unreachable from ``roots()``, amortised over additions."""
+        if len(self.records) <= 2 * self._live_after_prune + 64:
+            return
+        reachable: set[Any] = set()
+        stack = list(roots())
+        while stack:
+            node = stack.pop()
+            if node is None or node in reachable:
+                continue
+            reachable.add(node)
+            stack.extend(child for child, _ in node.next_functions)
+        self.records = {n: r for n, r in self.records.items() if n in reachable}
+        self._live_after_prune = len(self.records)
+
+
+def _op_name(func: Any, cache: dict[Any, str]) -> str:
+    name = cache.get(func)
+    if name is None:
+        qualname = getattr(func, "__qualname__", "") or ""
+        short = getattr(func, "__name__", None) or str(func)
+        if qualname.startswith(("TensorBase.", "Tensor.")):
+            name = "Tensor." + short
+        elif getattr(func, "__module__", "") == "torch._C._nn":
+            name = "torch.nn.functional." + short
+        elif isinstance(func, torch._ops.OpOverload | torch._ops.OpOverloadPacket):
+            name = (
+                "aten::" + str(func).split(".")[1] if str(func).startswith("aten.") else str(func)
+            )
+        else:
+            name = "torch." + short
+        cache[func] = name
+    return name
+
+
+def _first_tensor(out: Any) -> torch.Tensor | None:
+    if isinstance(out, torch.Tensor):
+        return out
+    if isinstance(out, tuple | list):
+        for item in out:
+            if isinstance(item, torch.Tensor):
+                return item
+    return None
+
+
+def _graph_nodes(roots: Iterable[Any]) -> list[Any]:
+    seen: set[Any] = set()
+    order: list[Any] = []
+    stack = [r for r in roots if r is not None]
+    while stack:
+        node = stack.pop()
+        if node in seen:
+            continue
+        seen.add(node)
+        order.append(node)
+        stack.extend(child for child, _ in node.next_functions if child is not None)
+    return order
+
+
+def _backward_roots(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Any]:
+    if func is torch.Tensor.backward:
+        tensors: Any = args[0]
+    elif func is torch.autograd.grad:
+        tensors = kwargs.get("outputs", args[0] if args else ())
+    else:
+        tensors = kwargs.get("tensors", args[0] if args else ())
+    if isinstance(tensors, torch.Tensor):
+        tensors = (tensors,)
+    roots = []
+    for t in tensors:
+        if t.grad_fn is not None:
+            roots.append(t.grad_fn)
+        elif t.requires_grad and t.is_leaf:
+            # A leaf's AccumulateGrad is the whole graph; reach it through an edge.
+            roots.append(torch.autograd.graph.get_gradient_edge(t).node)
+    return roots
+
+
+class Recorder(TorchFunctionMode):
+    """Call every torch function through; report ops and backward nodes.
+
+    ``on_op(name, record)`` runs after an op that returned a tensor, with the
+    record of the ``grad_fn`` it created (or None). ``on_node(record)`` runs
+    after the engine ran a node, in the engine's thread, in its order.
+    """
+
+    def __init__(
+        self,
+        registry: NodeRegistry,
+        on_op: Callable[[str, NodeRecord | None], None],
+        on_node: Callable[[NodeRecord], None],
+    ) -> None:
+        super().__init__()
+        self.registry = registry
+        self.on_op = on_op
+        self.on_node = on_node
+        self.backward_passes = 0
+        self._names: dict[Any, str] = {}
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        kwargs = kwargs or {}
+        if func in _BACKWARD_FUNCS:
+            return self._backward(func, args, kwargs)
+        out = func(*args, **kwargs)
+        if type(func).__name__ in ("getset_descriptor", "method-wrapper"):
+            return out  # attribute reads such as `.grad` are not ops
+        tensor = _first_tensor(out)
+        if tensor is not None:
+            grad_fn = tensor.grad_fn
+            record = None
+            if grad_fn is not None:
+                record = self.registry.add(grad_fn, list(tensor.shape))
+            self.on_op(_op_name(func, self._names), record)
+        return out
+
+    def _backward(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        registry = self.registry
+        nodes = _graph_nodes(_backward_roots(func, args, kwargs))
+        self.backward_passes += 1
+        handles = []
+        for node in nodes:
+            record = registry.add(node)
+            record.executed = False
+
+            def hook(grad_inputs, grad_outputs, record=record):  # type: ignore[no-untyped-def]
+                record.executed = True
+                record.grad_inputs = grad_inputs
+                record.grad_outputs = grad_outputs
+                self.on_node(record)
+
+            handles.append(node.register_hook(hook))
+        try:
+            return func(*args, **kwargs)
+        finally:
+            for handle in handles:
+                handle.remove()

@@ -1,0 +1,120 @@
+"""A session: one lesson run under the explorer, stepped and seeked by cursor."""
+
+from __future__ import annotations
+
+import ast
+import math
+from typing import Any
+
+from app.engine.graph import build_graph
+from app.engine.snapshot import optimizer_state, scope_tensors, tensor_detail, tensor_summary
+from app.engine.tracer import STEP_KINDS, LessonProgram, Run
+from app.lessons.registry import Lesson
+
+__all__ = ["Session", "program_for"]
+
+_PROGRAMS: dict[str, LessonProgram] = {}
+
+
+def program_for(lesson: Lesson) -> LessonProgram:
+    """The tracer's view of a lesson (cached: lessons do not change while serving)."""
+    program = _PROGRAMS.get(lesson.id)
+    if program is None:
+        first = ast.parse(lesson.source).body[0].lineno
+        program = LessonProgram(
+            path=str(lesson.path),
+            source=lesson.source,
+            phases=dict(lesson.phases),
+            loop_body_line=lesson.loop_body_line,
+            first_line=first,
+        )
+        _PROGRAMS[lesson.id] = program
+    return program
+
+
+def _loss(value: Any) -> float | None:
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+class Session:
+    """A lesson run whose ``cursor`` can move forward (step) and anywhere (seek).
+
+    Forward moves continue the paused program. A move back replays the program
+    from the start to the target cursor without pausing on the way: the run is
+    deterministic, so the replayed state is the state that was there before.
+    """
+
+    def __init__(self, *, id: str, lesson: Lesson, config: dict[str, Any]) -> None:
+        self.id = id
+        self.lesson = lesson
+        self.config = dict(config)
+        self._program = program_for(lesson)
+        self._run = self._new_run()
+
+    def _new_run(self) -> Run:
+        scope: dict[str, Any] = {"__name__": "__lesson__", "losses": []}
+        scope.update(self.config)
+        return Run(self._program, scope)
+
+    @property
+    def cursor(self) -> int:
+        return self._run.cursor
+
+    @property
+    def done(self) -> bool:
+        return self._run.done
+
+    def step(self, *, by: str, count: int = 1) -> None:
+        """Advance ``count`` steps of kind ``by``; past the end is the end."""
+        if by not in STEP_KINDS:
+            raise ValueError(f"by must be one of {', '.join(STEP_KINDS)}")
+        self._run.advance(by, count)
+
+    def seek(self, *, cursor: int) -> None:
+        """Move to ``cursor`` (past the end: the end), replaying when moving back."""
+        if cursor < self._run.cursor:
+            self._run.close()
+            self._run = self._new_run()
+        if cursor > self._run.cursor:
+            self._run.advance("event", cursor - self._run.cursor)
+
+    def close(self) -> None:
+        """End the paused program and its thread."""
+        self._run.close()
+
+    def state(self) -> dict[str, Any]:
+        run = self._run
+        event = run.event
+        return {
+            "id": self.id,
+            "lesson": self.lesson.id,
+            "config": dict(self.config),
+            "cursor": run.cursor,
+            "done": run.done,
+            "iteration": run.iteration,
+            "phase": run.phase,
+            "line": None if run.done else event.line,
+            "event": event._asdict(),
+            "losses": [_loss(v) for v in run.scope.get("losses", [])],
+            "variables": {
+                name: tensor_summary(value) for name, value in scope_tensors(run).items()
+            },
+            "optimizer": optimizer_state(run),
+            "error": dict(run.error) if run.error else None,
+        }
+
+    def graph(self) -> dict[str, Any]:
+        return build_graph(self._run)
+
+    def tensor(self, name: str) -> dict[str, Any]:
+        """TensorDetail of a variable in scope (``w1``, ``model.0.weight``, ``w1.grad``)."""
+        tensors = scope_tensors(self._run)
+        if name in tensors:
+            return tensor_detail(tensors[name])
+        base, _, attr = name.rpartition(".")
+        if attr == "grad" and base in tensors:
+            grad = getattr(tensors[base], "grad", None)
+            if grad is not None:
+                return tensor_detail(grad)
+        raise KeyError(name)

@@ -1,0 +1,156 @@
+"""TensorSummary and TensorDetail of the tensors and arrays a lesson has in scope."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+if TYPE_CHECKING:
+    from app.engine.tracer import Run
+
+__all__ = [
+    "optimizer_state",
+    "scope_tensors",
+    "tensor_detail",
+    "tensor_summary",
+]
+
+_PREVIEW = 8
+_BINS = 32
+
+
+def _finite(value: float) -> float | None:
+    """JSON has no NaN or infinity: those become null."""
+    return value if math.isfinite(value) else None
+
+
+def _stats(values: torch.Tensor) -> dict[str, float | None]:
+    if values.numel() == 0:
+        return dict.fromkeys(("min", "max", "mean", "std", "norm"))
+    data = values.detach()
+    if not (data.is_floating_point() or data.is_complex()):
+        data = data.double()
+    std = data.std() if data.numel() > 1 else torch.zeros((), dtype=data.dtype, device=data.device)
+    row = torch.stack([data.min(), data.max(), data.mean(), std, data.norm()]).tolist()
+    return {
+        k: _finite(float(v))
+        for k, v in zip(("min", "max", "mean", "std", "norm"), row, strict=True)
+    }
+
+
+def _as_torch(value: Any) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(value)) if isinstance(value, np.ndarray) else value
+
+
+def tensor_summary(value: torch.Tensor | np.ndarray) -> dict[str, Any]:
+    """Describe a tensor or ndarray: shape, dtype, device, autograd fields, stats."""
+    with torch.no_grad():
+        if isinstance(value, np.ndarray):
+            return {
+                "shape": list(value.shape),
+                "dtype": str(value.dtype),
+                "device": "cpu",
+                "requires_grad": False,
+                "is_leaf": True,
+                "grad_fn": None,
+                "version": 0,
+                "stats": _stats(_as_torch(value)),
+                "grad": None,
+            }
+        grad = value.grad if value.is_leaf else None
+        return {
+            "shape": list(value.shape),
+            "dtype": str(value.dtype).removeprefix("torch."),
+            "device": str(value.device),
+            "requires_grad": value.requires_grad,
+            "is_leaf": value.is_leaf,
+            "grad_fn": value.grad_fn.name() if value.grad_fn is not None else None,
+            "version": value._version,
+            "stats": _stats(value),
+            "grad": tensor_summary(grad) if grad is not None else None,
+        }
+
+
+def _nested(values: torch.Tensor) -> Any:
+    if values.dim() == 0:
+        return _finite(float(values))
+    return [_nested(v) for v in values]
+
+
+def tensor_detail(value: torch.Tensor | np.ndarray) -> dict[str, Any]:
+    """A summary plus the top-left block (at most 8×8) and a 32-bin histogram."""
+    detail = tensor_summary(value)
+    with torch.no_grad():
+        data = _as_torch(value).detach()
+        if data.is_complex():
+            data = data.abs()
+        data = data.double().cpu()
+        block = data
+        while block.dim() > 2:
+            block = block[0]
+        block = block[:_PREVIEW, :_PREVIEW] if block.dim() == 2 else block[:_PREVIEW]
+        detail["preview"] = _nested(block)
+        finite = data[torch.isfinite(data)]
+        if finite.numel():
+            low, high = float(finite.min()), float(finite.max())
+            if low == high:
+                low, high = low - 0.5, high + 0.5
+            counts = torch.histc(finite, bins=_BINS, min=low, max=high)
+            edges = torch.linspace(low, high, _BINS + 1)
+            detail["histogram"] = {
+                "edges": [float(e) for e in edges],
+                "counts": [int(c) for c in counts],
+            }
+        else:
+            detail["histogram"] = {"edges": [], "counts": []}
+    return detail
+
+
+def _is_array(value: Any) -> bool:
+    return isinstance(value, torch.Tensor | np.ndarray)
+
+
+def scope_tensors(run: Run) -> dict[str, Any]:
+    """Tensors and arrays in scope, by name; module parameters as ``<module>.<name>``.
+
+    Names of the innermost lesson function (a custom ``forward``/``backward``)
+    shadow module-level names, as they do for the code on screen.
+    """
+    found: dict[str, Any] = {}
+    for name, value in run.scope.items():
+        if name.startswith("_"):
+            continue
+        if _is_array(value):
+            found[name] = value
+        elif isinstance(value, torch.nn.Module):
+            for param_name, param in value.named_parameters():
+                found[f"{name}.{param_name}"] = param
+    frame = run.frame
+    if frame is not None and not run.in_module_frame:
+        for name, value in frame.f_locals.items():
+            if _is_array(value):
+                found[name] = value
+    return found
+
+
+def optimizer_state(run: Run) -> dict[str, Any] | None:
+    """The first optimizer in scope: its type and per-parameter state buffers."""
+    optimizer = next((v for v in run.scope.values() if isinstance(v, torch.optim.Optimizer)), None)
+    if optimizer is None:
+        return None
+    names = {id(t): name for name, t in scope_tensors(run).items()}
+    state: dict[str, Any] = {}
+    for index, group in enumerate(optimizer.param_groups):
+        for position, param in enumerate(group["params"]):
+            entry: dict[str, Any] = {}
+            for key, buffer in optimizer.state.get(param, {}).items():
+                if key == "step":
+                    entry["step"] = int(buffer)
+                elif isinstance(buffer, torch.Tensor):
+                    entry[key] = tensor_summary(buffer)
+            name = names.get(id(param), f"param_groups[{index}].params[{position}]")
+            state[name] = entry
+    return {"type": type(optimizer).__name__, "state": state}

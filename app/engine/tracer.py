@@ -1,0 +1,230 @@
+"""Run a lesson in a worker thread that pauses at events, like a debugger.
+
+The lesson file is executed under ``sys.settrace`` restricted to its own
+frames (``line`` events) and under the :class:`~app.engine.recorder.Recorder`
+(``op`` and ``node`` events). At every event the worker checks the current
+:class:`Goal`; when it is reached the worker parks inside the trace function
+or hook, so the program stays paused mid-line and the next step costs only
+the events it runs.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any, NamedTuple
+
+from app.engine.recorder import NodeRecord, NodeRegistry, Recorder
+
+__all__ = ["STEP_KINDS", "Event", "Goal", "LessonProgram", "Run"]
+
+STEP_KINDS = ("event", "line", "phase", "iteration", "end")
+
+
+class Event(NamedTuple):
+    kind: str  # "line" | "op" | "node" | "end"
+    line: int | None
+    name: str | None
+    node_id: str | None
+
+
+@dataclass(frozen=True)
+class LessonProgram:
+    """What the tracer needs to know about a lesson file."""
+
+    path: str
+    source: str
+    phases: dict[int, str]
+    loop_body_line: int
+    first_line: int
+
+
+class _Abort(BaseException):
+    """Unwinds a parked program when its session is closed."""
+
+
+class Goal:
+    """Where a run should pause next: after ``count`` matches of ``by``."""
+
+    def __init__(self, by: str, count: int, run: Run) -> None:
+        self.by = by
+        self.remaining = count
+        self.limit: int | None = run.cursor + count if by == "event" else None
+        self.phase = run.phase
+
+    def reached(self, event: Event, run: Run) -> bool:
+        by = self.by
+        if by == "event":
+            return run.cursor >= self.limit  # type: ignore[operator]
+        if event.kind != "line":
+            return False
+        if by == "line":
+            hit = True
+        elif by == "phase":
+            hit = run.phase != self.phase
+            self.phase = run.phase
+        elif by == "iteration":
+            hit = event.line == run.program.loop_body_line and run.in_module_frame
+        else:
+            return False
+        if hit:
+            self.remaining -= 1
+        return hit and self.remaining <= 0
+
+
+class Run:
+    """One execution of a lesson program, advanced by :meth:`advance`."""
+
+    def __init__(self, program: LessonProgram, scope: dict[str, Any]) -> None:
+        self.program = program
+        self.scope = scope
+        self.registry = NodeRegistry()
+        self.cursor = 0
+        self.event = Event("line", program.first_line, None, None)
+        self.phase = program.phases.get(program.first_line, "setup")
+        self.iteration = -1
+        self.error: dict[str, str] | None = None
+        self.done = False
+        self.frames: list[FrameType] = []
+        self.node: NodeRecord | None = None  # the node of the current op/node event
+        self._pending_error: BaseException | None = None
+        self._goal: Goal | None = None
+        self._stop_at: int | None = None
+        self._closing = False
+        self._cv = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._code = compile(program.source, program.path, "exec")
+        self._filename = self._code.co_filename
+
+    # -- controller side -------------------------------------------------
+
+    def advance(self, by: str, count: int, *, stop_at: int | None = None) -> None:
+        """Run until the goal is reached, ``stop_at`` is hit, or the program ends."""
+        if self.done:
+            return
+        with self._cv:
+            self._goal = Goal(by, count, self)
+            self._stop_at = stop_at
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._main, name="lesson", daemon=True)
+                self._thread.start()
+            else:
+                self._cv.notify_all()
+            while self._goal is not None and not self.done:
+                self._cv.wait()
+
+    def close(self) -> None:
+        """Stop a paused program and wait for its thread to end."""
+        with self._cv:
+            self._closing = True
+            self._cv.notify_all()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=10)
+
+    @property
+    def frame(self) -> FrameType | None:
+        """The innermost lesson frame that is running (None before and after)."""
+        return self.frames[-1] if self.frames else None
+
+    @property
+    def in_module_frame(self) -> bool:
+        return len(self.frames) == 1
+
+    # -- worker side -----------------------------------------------------
+
+    def _main(self) -> None:
+        recorder = Recorder(self.registry, self._on_op, self._on_node)
+        sys.settrace(self._trace_call)
+        try:
+            with recorder:
+                exec(self._code, self.scope)
+        except _Abort:
+            return
+        except BaseException as exc:  # the lesson's own error is its outcome
+            self.error = {"type": type(exc).__name__, "message": str(exc)}
+        finally:
+            sys.settrace(None)
+            self.frames.clear()
+        with self._cv:
+            if self._closing:
+                return
+            self.node = None
+            self.phase = "done"
+            self._emit(Event("end", None, None, None))
+            self.done = True
+            self._goal = None
+            self._cv.notify_all()
+
+    def _trace_call(self, frame: FrameType, event: str, arg: Any) -> Callable[..., Any] | None:
+        if frame.f_code.co_filename is not self._filename:
+            return None
+        self.frames.append(frame)
+        return self._trace_local
+
+    def _trace_local(self, frame: FrameType, event: str, arg: Any) -> Callable[..., Any] | None:
+        if event == "line":
+            line = frame.f_lineno
+            self.error = None
+            if self._pending_error is not None:
+                exc = self._pending_error
+                self.error = {"type": type(exc).__name__, "message": str(exc)}
+                self._pending_error = None
+            if len(self.frames) == 1:
+                self.phase = self.program.phases.get(line, self.phase)
+                if line == self.program.loop_body_line:
+                    self.iteration = self.scope.get("t", self.iteration)
+            self.node = None
+            self._emit(Event("line", line, None, None))
+        elif event == "exception":
+            self._pending_error = arg[1]
+        elif event == "return":
+            if self.frames and self.frames[-1] is frame:
+                self.frames.pop()
+        return self._trace_local
+
+    def _on_op(self, name: str, record: NodeRecord | None) -> None:
+        self.node = record
+        self._emit(Event("op", self.event.line, name, record.id if record else None))
+        if record is not None:
+            self.registry.maybe_prune(self._roots)
+
+    def _on_node(self, record: NodeRecord) -> None:
+        self.node = record
+        self._emit(Event("node", self.event.line, record.name, record.id))
+
+    def _roots(self) -> list[Any]:
+        from app.engine.snapshot import scope_tensors
+
+        roots = []
+        for tensor in scope_tensors(self).values():
+            grad_fn = getattr(tensor, "grad_fn", None)
+            if grad_fn is not None:
+                roots.append(grad_fn)
+        return roots
+
+    def _emit(self, event: Event) -> None:
+        self.cursor += 1
+        if event.kind != "end":
+            self.event = event._replace(line=event.line if event.line else self.event.line)
+        else:
+            self.event = event
+        goal = self._goal
+        if goal is None:
+            return
+        if (self._stop_at is not None and self.cursor >= self._stop_at) or goal.reached(
+            event, self
+        ):
+            if event.kind != "end":
+                self._park()
+
+    def _park(self) -> None:
+        with self._cv:
+            self._goal = None
+            self._cv.notify_all()
+            while self._goal is None and not self._closing:
+                self._cv.wait()
+            if self._closing:
+                raise _Abort

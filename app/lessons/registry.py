@@ -1,0 +1,218 @@
+"""The lessons: their files, config fields and defaults, phases and notes.
+
+A lesson file marks phases with tag comments, `# [phase] Free text`: a tag sets
+the phase of its own line and every following line until the next tag; lines
+before the first tag are `setup`. The one top-level `for t in range(iterations):`
+is the training loop; its header line takes the phase of its body's first line.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+from app.lessons.texts import TEXTS
+
+__all__ = ["CONFIG_FIELDS", "LESSONS", "PHASES", "Lesson", "get_lesson"]
+
+PHASES = ("setup", "forward", "loss", "backward", "update", "zero_grad")
+
+#: Every config field any lesson takes, in display order.
+CONFIG_FIELDS = (
+    "N",
+    "D_in",
+    "H",
+    "D_out",
+    "learning_rate",
+    "iterations",
+    "device",
+    "seed",
+    "zero_grad",
+    "momentum",
+)
+
+_BASE_DEFAULTS: dict[str, object] = {
+    "N": 64,
+    "D_in": 1000,
+    "H": 100,
+    "D_out": 10,
+    "learning_rate": 1e-6,
+    "iterations": 10,
+    "device": "cpu",
+    "seed": 0,
+}
+_EXTRA_DEFAULTS: dict[str, object] = {"zero_grad": True, "momentum": 0.9}
+
+_LESSON_DIR = Path(__file__).resolve().parent
+_TAG = re.compile(r"^\s*#\s*\[(\w+)\]")
+
+
+@dataclass(frozen=True, eq=False)
+class Lesson:
+    """One lesson program and what the explorer needs to know about it."""
+
+    id: str
+    title: str
+    summary: str
+    path: Path
+    source: str
+    fields: tuple[str, ...]
+    defaults: dict[str, object]
+    element_size: int
+    phases: dict[int, str]
+    loop_line: int
+    loop_body_line: int
+    notes: dict[int, dict[str, str]]
+    title_zh: str = ""
+    summary_zh: str = ""
+
+
+class _Spec(NamedTuple):
+    id: str
+    extra_fields: tuple[str, ...] = ()
+    overrides: dict[str, object] = {}
+    element_size: int = 4
+
+
+# In the tutorial's order (DESIGN.md §3).
+_SPECS = (
+    _Spec("numpy", element_size=8),
+    _Spec("tensors"),
+    _Spec("autograd", ("zero_grad",)),
+    _Spec("custom_function", ("zero_grad",)),
+    _Spec("static_graph"),
+    _Spec("nn", ("zero_grad",), {"learning_rate": 1e-4}),
+    _Spec("optim", ("zero_grad",), {"learning_rate": 1e-4}),
+    _Spec("custom_module", ("zero_grad",), {"learning_rate": 1e-4, "iterations": 500}),
+    _Spec(
+        "dynamic_net",
+        ("zero_grad", "momentum"),
+        {"learning_rate": 1e-4, "iterations": 500, "momentum": 0.9},
+    ),
+    _Spec("inplace", ("zero_grad",)),
+)
+
+
+def _function_scopes(node: ast.AST) -> list[tuple[int, int, list]]:
+    """Return (first line, last line, nested scopes) of the function bodies under `node`."""
+    scopes = []
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef):
+            end = child.end_lineno or child.lineno
+            scopes.append((child.lineno + 1, end, _function_scopes(child)))
+        else:
+            scopes.extend(_function_scopes(child))
+    return sorted(scopes, key=lambda scope: scope[0])
+
+
+def _phases(lesson_id: str, lines: list[str], tree: ast.Module) -> dict[int, str]:
+    """Map every line to its phase.
+
+    NOTE: a tag inside a function body (a custom Function's `backward`, a
+    module's `forward`) holds only until the end of that function, so the lines
+    after it go back to the phase around the definition. A custom backward thus
+    shows as `backward` when the engine steps into it, while the class that
+    defines it stays `setup`.
+    """
+    tags = {}
+    for number, line in enumerate(lines, start=1):
+        match = _TAG.match(line)
+        if match:
+            if match.group(1) not in PHASES:
+                raise ValueError(f"lesson {lesson_id}, line {number}: unknown phase tag {line!r}")
+            tags[number] = match.group(1)
+
+    phases: dict[int, str] = {}
+
+    def assign(first: int, last: int, phase: str, scopes: list) -> None:
+        number = first
+        for start, end, inner in scopes:
+            for n in range(number, start):
+                phase = tags.get(n, phase)
+                phases[n] = phase
+            assign(start, end, phase, inner)
+            number = end + 1
+        for n in range(number, last + 1):
+            phase = tags.get(n, phase)
+            phases[n] = phase
+
+    assign(1, len(lines), "setup", _function_scopes(tree))
+    return phases
+
+
+def _training_loop(lesson_id: str, tree: ast.Module) -> ast.For:
+    """Return the one top-level `for t in range(iterations):` loop."""
+    loops = [
+        node
+        for node in tree.body
+        if isinstance(node, ast.For)
+        and ast.unparse(node.target) == "t"
+        and ast.unparse(node.iter) == "range(iterations)"
+    ]
+    if len(loops) != 1:
+        raise ValueError(
+            f"lesson {lesson_id} needs exactly one top-level `for t in range(iterations):`"
+            f" loop, found {len(loops)}"
+        )
+    return loops[0]
+
+
+def _notes(
+    lesson_id: str, lines: list[str], anchored: dict[str, tuple[str, str]]
+) -> dict[int, dict[str, str]]:
+    """Resolve notes keyed by anchor (a substring of exactly one line) to line numbers."""
+    notes: dict[int, dict[str, str]] = {}
+    for anchor, (en, zh) in anchored.items():
+        hits = [number for number, line in enumerate(lines, start=1) if anchor in line]
+        if len(hits) != 1:
+            raise ValueError(
+                f"note anchor {anchor!r} of lesson {lesson_id} matches {len(hits)} lines, not 1"
+            )
+        if hits[0] in notes:
+            raise ValueError(f"lesson {lesson_id}, line {hits[0]} has two notes")
+        notes[hits[0]] = {"en": en, "zh": zh}
+    return dict(sorted(notes.items()))
+
+
+def _load(spec: _Spec) -> Lesson:
+    path = _LESSON_DIR / f"{spec.id}.py"
+    source = path.read_text(encoding="utf-8")
+    lines = source.splitlines()
+    tree = ast.parse(source, filename=str(path))
+    loop = _training_loop(spec.id, tree)
+    phases = _phases(spec.id, lines, tree)
+    phases[loop.lineno] = phases[loop.body[0].lineno]
+    fields = tuple(_BASE_DEFAULTS) + spec.extra_fields
+    defaults = {**_BASE_DEFAULTS, **{f: _EXTRA_DEFAULTS[f] for f in spec.extra_fields}}
+    defaults.update(spec.overrides)
+    text = TEXTS[spec.id]
+    return Lesson(
+        id=spec.id,
+        title=text.title,
+        summary=text.summary,
+        path=path,
+        source=source,
+        fields=fields,
+        defaults=defaults,
+        element_size=spec.element_size,
+        phases=phases,
+        loop_line=loop.lineno,
+        loop_body_line=loop.body[0].lineno,
+        notes=_notes(spec.id, lines, text.notes),
+        title_zh=text.title_zh,
+        summary_zh=text.summary_zh,
+    )
+
+
+LESSONS: dict[str, Lesson] = {spec.id: _load(spec) for spec in _SPECS}
+
+
+def get_lesson(lesson_id: str) -> Lesson:
+    """Return the lesson with this id; raise KeyError for an unknown id."""
+    try:
+        return LESSONS[lesson_id]
+    except KeyError:
+        raise KeyError(lesson_id) from None

@@ -1,0 +1,123 @@
+"""Settings of Autograd Explorer, read from `AGX_*` environment variables."""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+__all__ = ["Settings", "get_settings"]
+
+_GIB = 1024**3
+# NOTE: sqlite is the embedded store (the default); the others are the schemes redis-py
+# accepts, so a Redis URL is checked here rather than on the first request.
+_STORE_SCHEMES = ("sqlite", "redis", "rediss", "unix")
+
+
+class Settings(BaseSettings):
+    """Every limit and place the app uses; one field per `AGX_<NAME>` variable."""
+
+    model_config = SettingsConfigDict(env_prefix="AGX_", frozen=True)
+
+    data_dir: Path = Field(
+        default=Path("var"),
+        description="Folder of the embedded session store (SQLite) and other server data.",
+    )
+    store_url: str | None = Field(
+        default=None,
+        description=(
+            "Where session records live: unset for SQLite under data_dir, or a redis:// URL "
+            "to share sessions between replicas."
+        ),
+    )
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default=["*"],
+        description='Host headers the server answers, comma-separated ("*" for any).',
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default=[],
+        description="Origins allowed to call the API from a browser, comma-separated.",
+    )
+    max_body_bytes: int = Field(
+        default=65536, gt=0, description="Largest request body accepted; larger ones get 413."
+    )
+    max_sessions: int = Field(default=64, gt=0, description="Most sessions kept at once.")
+    session_ttl_s: float = Field(
+        default=1800, gt=0, description="Seconds an unused session is kept before it expires."
+    )
+    max_live_sessions: int = Field(
+        default=16,
+        gt=0,
+        description=(
+            "Paused lesson programs held in memory; other sessions are rebuilt by replay "
+            "when next used."
+        ),
+    )
+    max_concurrent_work: int = Field(
+        default=4, gt=0, description="Torch jobs (steps, seeks, renders) running at once."
+    )
+    work_queue_timeout_s: float = Field(
+        default=2.0,
+        gt=0,
+        description="Seconds a request waits for a torch job slot before it is refused as busy.",
+    )
+    dot_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="Seconds Graphviz may take to lay out one graph before it is killed.",
+    )
+    max_graph_nodes: int = Field(
+        default=400, gt=0, description="Most nodes in a graph drawn as SVG."
+    )
+    max_dim: int = Field(
+        default=65536,
+        gt=0,
+        description="Upper bound for each of the lesson sizes N, D_in, H and D_out.",
+    )
+    max_iterations: int = Field(
+        default=10000,
+        ge=1,
+        le=10000,
+        description="Upper bound for a lesson's iterations (at most 10000).",
+    )
+    max_session_bytes: int = Field(
+        default=2 * _GIB, gt=0, description="Memory budget of one run's tensors, in bytes."
+    )
+    max_work: float = Field(
+        default=2e12, gt=0, description="Multiply-adds one run may do in all its iterations."
+    )
+
+    @field_validator("allowed_hosts", "cors_origins", mode="before")
+    @classmethod
+    def _split_commas(cls, value: Any) -> Any:
+        # Operators write AGX_ALLOWED_HOSTS=a.example,b.example; a JSON list works too.
+        if isinstance(value, str):
+            if value.lstrip().startswith("["):
+                return json.loads(value)
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("allowed_hosts", "cors_origins", mode="after")
+    @classmethod
+    def _no_blank_items(cls, value: list[str]) -> list[str]:
+        if any(not item.strip() for item in value):
+            raise ValueError("items must not be blank")
+        return value
+
+    @field_validator("store_url")
+    @classmethod
+    def _known_scheme(cls, value: str | None) -> str | None:
+        if value is not None and urlsplit(value).scheme not in _STORE_SCHEMES:
+            raise ValueError(f"the URL scheme must be one of {', '.join(_STORE_SCHEMES)}")
+        return value
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """Return the settings of this process, read from the environment once."""
+    return Settings()

@@ -1,0 +1,92 @@
+"""Fixtures shared by the whole suite."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class LiveServer:
+    """A real `uvicorn app.main:app` in a subprocess, on a free loopback port."""
+
+    def __init__(self, *, env: Mapping[str, str], log_path: Path) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        # Inherited AGX_* variables would make the suite depend on the developer's shell.
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith("AGX_")}
+        self._env = {**inherited, **env}
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self, ready_timeout_s: float = 30.0) -> None:
+        """Start the server and wait until GET /healthz answers 200."""
+        command = [sys.executable, "-m", "uvicorn", "app.main:app"]
+        command += ["--host", "127.0.0.1", "--port", str(self.port)]
+        with self.log_path.open("ab") as log:
+            self._process = subprocess.Popen(
+                command, cwd=ROOT, env=self._env, stdout=log, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + ready_timeout_s
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise RuntimeError(f"server exited with {self._process.returncode}:\n{self.log()}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1.0).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"server not ready after {ready_timeout_s} s:\n{self.log()}")
+
+    def stop(self) -> None:
+        """Stop the server gracefully (SIGTERM), killing it if it lingers."""
+        if self._process is None or self._process.poll() is not None:
+            return
+        self._process.terminate()
+        try:
+            self._process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+
+    def log(self) -> str:
+        """Return what the server printed so far."""
+        return self.log_path.read_text(errors="replace")
+
+
+@pytest.fixture
+def live_server(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
+    """Give a factory `start(env=None) -> LiveServer` of started servers, stopped at teardown.
+
+    Every server of one test shares `tmp_path / "var"` as AGX_DATA_DIR unless `env` says
+    otherwise, so a restart test can stop one server and start another on the same data.
+    """
+    servers: list[LiveServer] = []
+
+    def start(env: Mapping[str, str] | None = None) -> LiveServer:
+        server_env = {"AGX_DATA_DIR": str(tmp_path / "var"), **(env or {})}
+        server = LiveServer(env=server_env, log_path=tmp_path / f"server-{len(servers)}.log")
+        servers.append(server)
+        server.start()
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
