@@ -6,12 +6,18 @@ import ast
 import math
 from typing import Any
 
+import torch
+
 from app.engine.graph import build_graph
 from app.engine.snapshot import optimizer_state, scope_tensors, tensor_detail, tensor_summary
 from app.engine.tracer import STEP_KINDS, LessonProgram, Run
 from app.lessons.registry import Lesson
 
-__all__ = ["Session", "program_for"]
+__all__ = ["GraphFreedError", "Session", "program_for"]
+
+
+class GraphFreedError(Exception):
+    """The autograd graph in scope has been run by backward and its buffers freed."""
 
 _PROGRAMS: dict[str, LessonProgram] = {}
 
@@ -106,6 +112,37 @@ class Session:
 
     def graph(self) -> dict[str, Any]:
         return build_graph(self._run)
+
+    def torchviz_dot(self) -> str:
+        """``torchviz.make_dot`` of the tensors in scope, while their graph is intact."""
+        import torchviz
+
+        run = self._run
+        roots = {
+            name: t
+            for name, t in scope_tensors(run).items()
+            if isinstance(t, torch.Tensor) and t.grad_fn is not None
+        }
+        stack = [t.grad_fn for t in roots.values()]
+        seen: set[Any] = set()
+        while stack:
+            node = stack.pop()
+            if node is None or node in seen:
+                continue
+            seen.add(node)
+            record = run.registry.get(node)
+            if record is not None and record.executed:
+                raise GraphFreedError(
+                    "backward has already run this graph and freed its saved tensors; "
+                    "step to the next forward pass to draw it with torchviz"
+                )
+            stack.extend(child for child, _ in node.next_functions)
+        params = {
+            name: t
+            for name, t in scope_tensors(run).items()
+            if isinstance(t, torch.Tensor) and t.requires_grad and t.is_leaf
+        }
+        return str(torchviz.make_dot(tuple(roots.values()), params=params).source)
 
     def tensor(self, name: str) -> dict[str, Any]:
         """TensorDetail of a variable in scope (``w1``, ``model.0.weight``, ``w1.grad``)."""

@@ -10,6 +10,7 @@ the events it runs.
 
 from __future__ import annotations
 
+import gc
 import sys
 import threading
 from collections.abc import Callable
@@ -47,43 +48,68 @@ class _Abort(BaseException):
 
 
 class Goal:
-    """Where a run should pause next: after ``count`` matches of ``by``."""
+    """Where a run should pause next: after ``count`` matches of ``by``.
+
+    ``limit`` is the cursor of an ``event`` goal (unbounded otherwise); the
+    other kinds are matched on ``line`` events only, by :meth:`on_line`.
+    """
 
     def __init__(self, by: str, count: int, run: Run) -> None:
         self.by = by
         self.remaining = count
-        self.limit: int | None = run.cursor + count if by == "event" else None
+        self.limit = run.cursor + count if by == "event" else _NEVER
         self.phase = run.phase
 
-    def reached(self, event: Event, run: Run) -> bool:
+    def on_line(self, run: Run) -> bool:
         by = self.by
-        if by == "event":
-            return run.cursor >= self.limit  # type: ignore[operator]
-        if event.kind != "line":
-            return False
         if by == "line":
             hit = True
         elif by == "phase":
             hit = run.phase != self.phase
             self.phase = run.phase
         elif by == "iteration":
-            hit = event.line == run.program.loop_body_line and run.in_module_frame
+            hit = run.event.line == run.program.loop_body_line and run.in_module_frame
         else:
             return False
         if hit:
             self.remaining -= 1
         return hit and self.remaining <= 0
 
+    def reachable_within(self, run: Run, events: int, lines: bool) -> bool:
+        """Could this goal be reached by the next ``events`` non-line events (and lines)?"""
+        if self.by == "event":
+            return run.cursor + events >= self.limit or lines
+        return lines and self.by == "line"
+
+
+_NEVER = 1 << 62
+
+
+_frozen = False
+
+
+def _freeze_startup_objects() -> None:
+    # NOTE: the recorder allocates a few small objects per op. With the ~150k
+    # objects torch brings at import, that triggers full collections that cost
+    # more than the recording itself; objects alive before the first run
+    # (modules, the app) are moved out of the collector's sight, once.
+    global _frozen
+    if not _frozen:
+        _frozen = True
+        gc.freeze()
+
 
 class Run:
     """One execution of a lesson program, advanced by :meth:`advance`."""
 
     def __init__(self, program: LessonProgram, scope: dict[str, Any]) -> None:
+        _freeze_startup_objects()
         self.program = program
         self.scope = scope
         self.registry = NodeRegistry()
         self.cursor = 0
         self.event = Event("line", program.first_line, None, None)
+        self._line = program.first_line
         self.phase = program.phases.get(program.first_line, "setup")
         self.iteration = -1
         self.error: dict[str, str] | None = None
@@ -92,7 +118,6 @@ class Run:
         self.node: NodeRecord | None = None  # the node of the current op/node event
         self._pending_error: BaseException | None = None
         self._goal: Goal | None = None
-        self._stop_at: int | None = None
         self._closing = False
         self._cv = threading.Condition()
         self._thread: threading.Thread | None = None
@@ -101,13 +126,12 @@ class Run:
 
     # -- controller side -------------------------------------------------
 
-    def advance(self, by: str, count: int, *, stop_at: int | None = None) -> None:
-        """Run until the goal is reached, ``stop_at`` is hit, or the program ends."""
+    def advance(self, by: str, count: int) -> None:
+        """Run until the goal is reached or the program ends."""
         if self.done:
             return
         with self._cv:
             self._goal = Goal(by, count, self)
-            self._stop_at = stop_at
             if self._thread is None:
                 self._thread = threading.Thread(target=self._main, name="lesson", daemon=True)
                 self._thread.start()
@@ -136,7 +160,7 @@ class Run:
     # -- worker side -----------------------------------------------------
 
     def _main(self) -> None:
-        recorder = Recorder(self.registry, self._on_op, self._on_node)
+        recorder = Recorder(self.registry, self._on_op, self._on_node, self)
         sys.settrace(self._trace_call)
         try:
             with recorder:
@@ -177,6 +201,7 @@ class Run:
                 if line == self.program.loop_body_line:
                     self.iteration = self.scope.get("t", self.iteration)
             self.node = None
+            self._line = line
             self._emit(Event("line", line, None, None))
         elif event == "exception":
             self._pending_error = arg[1]
@@ -187,13 +212,13 @@ class Run:
 
     def _on_op(self, name: str, record: NodeRecord | None) -> None:
         self.node = record
-        self._emit(Event("op", self.event.line, name, record.id if record else None))
+        self._emit(Event("op", self._line, name, record.id if record else None))
         if record is not None:
             self.registry.maybe_prune(self._roots)
 
     def _on_node(self, record: NodeRecord) -> None:
         self.node = record
-        self._emit(Event("node", self.event.line, record.name, record.id))
+        self._emit(Event("node", self._line, record.name, record.id))
 
     def _roots(self) -> list[Any]:
         from app.engine.snapshot import scope_tensors
@@ -207,18 +232,20 @@ class Run:
 
     def _emit(self, event: Event) -> None:
         self.cursor += 1
-        if event.kind != "end":
-            self.event = event._replace(line=event.line if event.line else self.event.line)
-        else:
-            self.event = event
+        self.event = event
         goal = self._goal
-        if goal is None:
+        if goal is None or event.kind == "end":
             return
-        if (self._stop_at is not None and self.cursor >= self._stop_at) or goal.reached(
-            event, self
-        ):
-            if event.kind != "end":
-                self._park()
+        if self.cursor >= goal.limit or (event.kind == "line" and goal.on_line(self)):
+            self._park()
+
+    def skip_events(self, count: int) -> None:
+        """Count ``count`` events that ran without pausing (see Recorder batching)."""
+        self.cursor += count
+
+    def may_pause_within(self, events: int, lines: bool) -> bool:
+        goal = self._goal
+        return goal is None or goal.reachable_within(self, events, lines)
 
     def _park(self) -> None:
         with self._cv:

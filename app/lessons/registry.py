@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import ast
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
 
 from app.lessons.texts import TEXTS
 
@@ -70,10 +69,11 @@ class Lesson:
     summary_zh: str = ""
 
 
-class _Spec(NamedTuple):
+@dataclass(frozen=True)
+class _Spec:
     id: str
     extra_fields: tuple[str, ...] = ()
-    overrides: dict[str, object] = {}
+    overrides: dict[str, object] = field(default_factory=dict)
     element_size: int = 4
 
 
@@ -186,7 +186,7 @@ def _load(spec: _Spec) -> Lesson:
     phases = _phases(spec.id, lines, tree)
     phases[loop.lineno] = phases[loop.body[0].lineno]
     fields = tuple(_BASE_DEFAULTS) + spec.extra_fields
-    defaults = {**_BASE_DEFAULTS, **{f: _EXTRA_DEFAULTS[f] for f in spec.extra_fields}}
+    defaults = {**_BASE_DEFAULTS, **{name: _EXTRA_DEFAULTS[name] for name in spec.extra_fields}}
     defaults.update(spec.overrides)
     text = TEXTS[spec.id]
     return Lesson(
@@ -212,7 +212,4 @@ LESSONS: dict[str, Lesson] = {spec.id: _load(spec) for spec in _SPECS}
 
 def get_lesson(lesson_id: str) -> Lesson:
     """Return the lesson with this id; raise KeyError for an unknown id."""
-    try:
-        return LESSONS[lesson_id]
-    except KeyError:
-        raise KeyError(lesson_id) from None
+    return LESSONS[lesson_id]
