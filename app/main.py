@@ -1,4 +1,4 @@
-"""The FastAPI application: `create_app()` wires settings and routers together."""
+"""The FastAPI application: `create_app()` wires settings, middleware and routers together."""
 
 from __future__ import annotations
 
@@ -7,6 +7,10 @@ from importlib.metadata import version
 from fastapi import FastAPI
 
 from app.api import api_routers
+from app.api.deps import lifespan
+from app.api.errors import install_error_handlers
+from app.api.middleware import install_middleware
+from app.api.pages import mount_static
 from app.settings import Settings, get_settings
 
 __all__ = ["app", "create_app"]
@@ -25,12 +29,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Autograd Explorer",
         description=DESCRIPTION,
         version=version("autograd-explorer"),
+        lifespan=lifespan,
+        docs_url=None,  # app.api.docs serves /docs and /redoc under their own CSP
+        redoc_url=None,
     )
     app.state.settings = settings
     # Routes take settings through Depends(get_settings): this makes them see these ones.
     app.dependency_overrides[get_settings] = lambda: settings
+    install_middleware(app, settings)
+    install_error_handlers(app)
     for router in api_routers:
         app.include_router(router)
+    mount_static(app)
     return app
 
 

@@ -232,7 +232,9 @@ class Pacer(Protocol):
     def skip_events(self, count: int) -> None: ...
 
 
-def _can_batch(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], records: list[NodeRecord]) -> bool:
+def _can_batch(
+    func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], records: list[NodeRecord]
+) -> bool:
     """Whether the engine will run every node below the roots, once, without error.
 
     That holds for a plain ``backward()`` (no ``inputs=``) through a graph of
@@ -243,7 +245,9 @@ def _can_batch(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], records
     if func is torch.Tensor.backward and len(args) > 4:
         return False
     for record in records:
-        if _is_custom_function(record.node) or (record.executed and not record.id.startswith("acc:")):
+        if _is_custom_function(record.node) or (
+            record.executed and not record.id.startswith("acc:")
+        ):
             return False
         for saved in record.saved:
             if saved.version_now != saved.version_saved:

@@ -11,6 +11,7 @@ import torch
 from app.engine.graph import build_graph
 from app.engine.snapshot import optimizer_state, scope_tensors, tensor_detail, tensor_summary
 from app.engine.tracer import STEP_KINDS, LessonProgram, Run
+from app.lessons.plain import lesson_globals
 from app.lessons.registry import Lesson
 
 __all__ = ["GraphFreedError", "Session", "program_for"]
@@ -18,6 +19,7 @@ __all__ = ["GraphFreedError", "Session", "program_for"]
 
 class GraphFreedError(Exception):
     """The autograd graph in scope has been run by backward and its buffers freed."""
+
 
 _PROGRAMS: dict[str, LessonProgram] = {}
 
@@ -59,9 +61,7 @@ class Session:
         self._run = self._new_run()
 
     def _new_run(self) -> Run:
-        scope: dict[str, Any] = {"__name__": "__lesson__", "losses": []}
-        scope.update(self.config)
-        return Run(self._program, scope)
+        return Run(self._program, lesson_globals(self.lesson, self.config))
 
     @property
     def cursor(self) -> int:

@@ -85,6 +85,62 @@ class Goal:
 _NEVER = 1 << 62
 
 
+class _WorkerPool:
+    """Threads that run lesson programs, kept for reuse.
+
+    A paused program holds its thread, so the pool grows with the number of
+    live sessions; a thread that finishes its program waits for the next one
+    (warm allocator arenas and OpenMP teams make a reused thread faster than
+    a new one) unless enough are already idle.
+    """
+
+    def __init__(self, max_idle: int = 4) -> None:
+        self._max_idle = max_idle
+        self._idle: list[_Worker] = []
+        self._lock = threading.Lock()
+
+    def run(self, task: Callable[[], bool]) -> None:
+        with self._lock:
+            worker = self._idle.pop() if self._idle else None
+        if worker is None:
+            worker = _Worker(self)
+            worker.start()
+        worker.give(task)
+
+    def _done(self, worker: _Worker) -> bool:
+        """Take ``worker`` back; False if it should exit instead."""
+        with self._lock:
+            if len(self._idle) >= self._max_idle:
+                return False
+            self._idle.append(worker)
+            return True
+
+
+class _Worker(threading.Thread):
+    def __init__(self, pool: _WorkerPool) -> None:
+        super().__init__(name="lesson-worker", daemon=True)
+        self._pool = pool
+        self._task: Callable[[], bool] | None = None
+        self._ready = threading.Event()
+
+    def give(self, task: Callable[[], bool]) -> None:
+        self._task = task
+        self._ready.set()
+
+    def run(self) -> None:
+        while True:
+            self._ready.wait()
+            self._ready.clear()
+            task, self._task = self._task, None
+            # NOTE: a program stopped mid-way (session closed) may not have run
+            # its `with` exits (torch.no_grad() among them): its thread-local
+            # state is not trusted again, the thread ends with it.
+            clean = task() if task is not None else True
+            if not clean or not self._pool._done(self):
+                return
+
+
+_WORKERS = _WorkerPool()
 _frozen = False
 
 
@@ -120,7 +176,9 @@ class Run:
         self._goal: Goal | None = None
         self._closing = False
         self._cv = threading.Condition()
-        self._thread: threading.Thread | None = None
+        self._started = False
+        self._finished = threading.Event()
+        self.parked = False
         self._code = compile(program.source, program.path, "exec")
         self._filename = self._code.co_filename
 
@@ -132,9 +190,9 @@ class Run:
             return
         with self._cv:
             self._goal = Goal(by, count, self)
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._main, name="lesson", daemon=True)
-                self._thread.start()
+            if not self._started:
+                self._started = True
+                _WORKERS.run(self._main)
             else:
                 self._cv.notify_all()
             while self._goal is not None and not self.done:
@@ -145,8 +203,8 @@ class Run:
         with self._cv:
             self._closing = True
             self._cv.notify_all()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout=10)
+        if self._started:
+            self._finished.wait(timeout=10)
 
     @property
     def frame(self) -> FrameType | None:
@@ -159,14 +217,21 @@ class Run:
 
     # -- worker side -----------------------------------------------------
 
-    def _main(self) -> None:
+    def _main(self) -> bool:
+        """Run the program; True if it ran to its end (the thread can be reused)."""
+        try:
+            return self._execute()
+        finally:
+            self._finished.set()
+
+    def _execute(self) -> bool:
         recorder = Recorder(self.registry, self._on_op, self._on_node, self)
         sys.settrace(self._trace_call)
         try:
             with recorder:
                 exec(self._code, self.scope)
         except _Abort:
-            return
+            return False
         except BaseException as exc:  # the lesson's own error is its outcome
             self.error = {"type": type(exc).__name__, "message": str(exc)}
         finally:
@@ -174,13 +239,14 @@ class Run:
             self.frames.clear()
         with self._cv:
             if self._closing:
-                return
+                return False
             self.node = None
             self.phase = "done"
             self._emit(Event("end", None, None, None))
             self.done = True
             self._goal = None
             self._cv.notify_all()
+        return True
 
     def _trace_call(self, frame: FrameType, event: str, arg: Any) -> Callable[..., Any] | None:
         if frame.f_code.co_filename is not self._filename:
@@ -250,8 +316,10 @@ class Run:
     def _park(self) -> None:
         with self._cv:
             self._goal = None
+            self.parked = True
             self._cv.notify_all()
             while self._goal is None and not self._closing:
                 self._cv.wait()
+            self.parked = False
             if self._closing:
                 raise _Abort

@@ -66,13 +66,16 @@ def resolve_config(lesson: Lesson, overrides: object, *, limits: Limits) -> dict
 def estimate_bytes(lesson: Lesson, config: dict[str, object]) -> int:
     """Estimate, conservatively, the bytes of all tensors a run holds at once.
 
-    elements = data + 3 × params + 2 × activations + buffers × params, where
+    elements = data + (4 + buffers) × params + 3 × activations, where
       data        = N·D_in + N·D_out                      (x, y)
       params      = D_in·H + H + H·D_out + D_out (+ H·H + H for dynamic_net's
-                    middle layer); × 3 for the value, .grad and the update's temporary
+                    middle layer), held as the value, its .grad and up to two
+                    temporaries of the update, plus the optimizer's state
+                    (buffers per parameter: Adam 2, SGD with momentum 1)
       activations = N·H·(2 + 2·reuses) + 3·N·D_out        (hidden layers before and
-                    after ReLU; y_pred, error, squared error); × 2 for their gradients
-      buffers     = optimizer state per parameter: Adam 2, SGD with momentum 1;
+                    after ReLU; y_pred, error, squared error), held as this
+                    iteration's values, their gradients and the previous
+                    iteration's values (still named until reassigned);
     doubled for numpy, whose final check copies everything into torch tensors,
     and multiplied by the element size (8 for float64, 4 for float32).
     """
@@ -82,7 +85,7 @@ def estimate_bytes(lesson: Lesson, config: dict[str, object]) -> int:
     params = d_in * h + h + h * d_out + d_out + (h * h + h if reuses else 0)
     activations = n * h * (2 + 2 * reuses) + 3 * n * d_out
     buffers = _OPTIMIZER_BUFFERS.get(lesson.id, 0)
-    elements = data + 3 * params + 2 * activations + buffers * params
+    elements = data + (4 + buffers) * params + 3 * activations
     if lesson.id in _AUTOGRAD_CHECK_COPY:
         elements *= 2
     return elements * lesson.element_size
@@ -123,7 +126,7 @@ def _check_budgets(lesson: Lesson, config: dict[str, object], limits: Limits) ->
     if needed > limits.max_session_bytes:
         raise ConfigError(
             "config",
-            f"this configuration needs an estimated {_bytes(needed)} of tensor memory, "
+            f"This configuration needs an estimated {_bytes(needed)} of tensor memory, "
             f"over the budget of {_bytes(limits.max_session_bytes)} per session; "
             "lower N, D_in, H or D_out",
         )
@@ -131,7 +134,7 @@ def _check_budgets(lesson: Lesson, config: dict[str, object], limits: Limits) ->
     if work > limits.max_work:
         raise ConfigError(
             "config",
-            f"this run needs an estimated {work:.3g} multiply-adds, over the budget of "
+            f"This run needs an estimated {work:.3g} multiply-adds, over the budget of "
             f"{limits.max_work:.3g} per session; lower iterations, N, D_in, H or D_out",
         )
 
@@ -160,26 +163,31 @@ def _iterations(field: str, value: object, limits: Limits) -> int:
     return _integer(1, limits.max_iterations)(field, value, limits)
 
 
-def _is_number(value: object) -> bool:
-    return type(value) is int or (type(value) is float and math.isfinite(value))
+def _finite_number(value: object) -> int | float | None:
+    """Return a JSON number that is not a boolean and is finite, else None."""
+    if type(value) is int or (type(value) is float and math.isfinite(value)):
+        return value
+    return None
 
 
 def _learning_rate(field: str, value: object, limits: Limits) -> float:
-    if not _is_number(value) or not 0 < value <= 1:  # type: ignore[operator]
+    number = _finite_number(value)
+    if number is None or not 0 < number <= 1:
         raise ConfigError(
             field,
             f"{field} must be a number greater than 0 and at most 1; got {_describe(value)}",
         )
-    return float(value)  # type: ignore[arg-type]
+    return float(number)
 
 
 def _momentum(field: str, value: object, limits: Limits) -> float:
-    if not _is_number(value) or not 0 <= value < 1:  # type: ignore[operator]
+    number = _finite_number(value)
+    if number is None or not 0 <= number < 1:
         raise ConfigError(
             field,
             f"{field} must be a number at least 0 and less than 1; got {_describe(value)}",
         )
-    return float(value)  # type: ignore[arg-type]
+    return float(number)
 
 
 def _zero_grad(field: str, value: object, limits: Limits) -> bool:

@@ -2,7 +2,8 @@
 
 A lesson file marks phases with tag comments, `# [phase] Free text`: a tag sets
 the phase of its own line and every following line until the next tag; lines
-before the first tag are `setup`. The one top-level `for t in range(iterations):`
+before the first tag are `setup`; a tag inside a function body holds only until
+that function ends. The one top-level `for t in range(iterations):`
 is the training loop; its header line takes the phase of its body's first line.
 """
 

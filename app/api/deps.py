@@ -1,0 +1,89 @@
+"""What routes depend on: the session store (opened for the app's lifetime) and limits."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Request
+from starlette.concurrency import run_in_threadpool
+
+from app.engine.devices import available_devices
+from app.engine.records import open_records
+from app.engine.store import SessionStore
+from app.lessons.config import Limits
+from app.settings import Settings
+
+__all__ = ["LimitsDep", "SettingsDep", "StoreDep", "lifespan", "open_store"]
+
+_log = logging.getLogger(__name__)
+
+
+# NOTE: async dependencies run on the event loop; plain `def` ones would each cost a
+# thread-pool round trip per request, which shows on a step's latency.
+async def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+async def _store(request: Request) -> SessionStore:
+    store: SessionStore = request.app.state.store
+    return store
+
+
+def _limits(request: Request) -> Limits:
+    # A plain def (runs in a worker thread): the first call probes the CUDA devices.
+    settings: Settings = request.app.state.settings
+    return Limits(
+        max_dim=settings.max_dim,
+        max_iterations=settings.max_iterations,
+        max_session_bytes=settings.max_session_bytes,
+        max_work=settings.max_work,
+        devices=frozenset(device["id"] for device in available_devices()),
+    )
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
+StoreDep = Annotated[SessionStore, Depends(_store)]
+LimitsDep = Annotated[Limits, Depends(_limits)]
+
+
+def open_store(settings: Settings) -> SessionStore:
+    """Open the session store the settings describe."""
+    records = open_records(
+        settings.store_url, data_dir=settings.data_dir, ttl_s=settings.session_ttl_s
+    )
+    return SessionStore(
+        records,
+        max_sessions=settings.max_sessions,
+        max_live_sessions=settings.max_live_sessions,
+        ttl_s=settings.session_ttl_s,
+        max_concurrent_work=settings.max_concurrent_work,
+        queue_timeout_s=settings.work_queue_timeout_s,
+    )
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Open the store at startup, expire idle sessions while serving, close at shutdown."""
+    settings: Settings = app.state.settings
+    store = await run_in_threadpool(open_store, settings)
+    app.state.store = store
+    sweeper = asyncio.create_task(_sweep_every(store, min(settings.session_ttl_s / 4, 60.0)))
+    try:
+        yield
+    finally:
+        sweeper.cancel()
+        await run_in_threadpool(store.close)
+
+
+async def _sweep_every(store: SessionStore, period_s: float) -> None:
+    while True:
+        await asyncio.sleep(period_s)
+        try:
+            await run_in_threadpool(store.sweep)
+        except Exception:  # a store briefly unreachable must not end the sweeping
+            _log.exception("expiring idle sessions failed; trying again in %g s", period_s)

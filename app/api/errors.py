@@ -1,0 +1,143 @@
+"""Every error answers `{"detail": "<a sentence a user can act on>"}`.
+
+Routes raise the engine's own exceptions; the handlers here map each to its status
+once, and `responses(...)` declares those statuses in the OpenAPI schema.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from app.api.middleware import SECURITY_HEADERS
+from app.api.schemas import MAX_COUNT, STEP_KINDS, Error
+from app.engine.render import GraphTooLarge, RenderError
+from app.engine.session import GraphFreedError
+from app.engine.store import Busy, OutOfMemory, TooManySessions, UnknownSession
+from app.lessons.config import ConfigError
+
+__all__ = ["error_response", "install_error_handlers", "responses", "validation_detail"]
+
+# What each request field must be, for 422 answers about it.
+_RULES = {
+    "by": f"must be one of {', '.join(STEP_KINDS)}",
+    "count": f"must be an integer between 1 and {MAX_COUNT}",
+    "cursor": "must be an integer of at least 0",
+    "lesson": "must be a lesson id (a string; see GET /api/lessons)",
+    "config": 'must be a JSON object of settings, such as {"iterations": 20}',
+    "style": "must be explorer or torchviz",
+}
+
+
+def error_response(
+    status_code: int, detail: str, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=status_code, headers=headers)
+
+
+def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for these error statuses, plus 400 (a refused Host header, an
+    unreadable body) and 422, which any route can answer."""
+    return {
+        code: {"model": Error, "description": HTTPStatus(code).phrase}
+        for code in (status.HTTP_400_BAD_REQUEST, status.HTTP_422_UNPROCESSABLE_CONTENT, *codes)
+    }
+
+
+def validation_detail(errors: Sequence[Any]) -> str:
+    """Turn pydantic's error list into one sentence, naming each field and its rule."""
+    parts: list[str] = []
+    for error in errors:
+        part = _describe(error)
+        if part not in parts:
+            parts.append(part)
+    return "; ".join(parts) or "the request is not valid"
+
+
+def _describe(error: dict[str, Any]) -> str:
+    kind = error.get("type", "")
+    loc = [str(p) for p in error.get("loc", ()) if p not in ("body", "query", "path")]
+    if kind == "json_invalid":
+        return f"the request body is not valid JSON ({error.get('ctx', {}).get('error', kind)})"
+    if not loc:
+        if kind == "missing":
+            return "the request body is missing: send a JSON object"
+        return "the request body must be a JSON object"
+    field = ".".join(loc)
+    if kind == "extra_forbidden":
+        return f"{field}: is not a field of this request"
+    if kind == "missing":
+        return f"{field}: is required and {_RULES.get(field, 'missing')}"
+    if field in _RULES:
+        return f"{field}: {_RULES[field]}"
+    return f"{field}: {str(error.get('msg', 'is not valid')).lower()}"
+
+
+_FASTAPI_BODY_ERROR = "There was an error parsing the body"
+
+
+async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return error_response(status.HTTP_422_UNPROCESSABLE_CONTENT, validation_detail(exc.errors()))
+
+
+async def _on_http(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    detail = exc.detail
+    if exc.status_code == status.HTTP_400_BAD_REQUEST and detail == _FASTAPI_BODY_ERROR:
+        # FastAPI's answer to a body that is not even text: as invalid as broken JSON.
+        detail = "the request body is not valid JSON (it must be UTF-8 text)"
+        return error_response(status.HTTP_422_UNPROCESSABLE_CONTENT, detail)
+    if exc.status_code == status.HTTP_404_NOT_FOUND and detail == "Not Found":
+        detail = f"there is no {request.url.path}; the API is described at /docs"
+    elif exc.status_code == status.HTTP_405_METHOD_NOT_ALLOWED:
+        allowed = (exc.headers or {}).get("Allow", "")
+        detail = f"{request.method} is not allowed on {request.url.path}; use {allowed}"
+    return error_response(exc.status_code, str(detail), headers=exc.headers)
+
+
+# Engine exceptions carry their own sentence; this gives each its status.
+_STATUS: dict[type[Exception], int] = {
+    UnknownSession: status.HTTP_404_NOT_FOUND,
+    ConfigError: status.HTTP_422_UNPROCESSABLE_CONTENT,
+    GraphTooLarge: status.HTTP_422_UNPROCESSABLE_CONTENT,
+    GraphFreedError: status.HTTP_409_CONFLICT,
+    TooManySessions: status.HTTP_429_TOO_MANY_REQUESTS,
+    Busy: status.HTTP_503_SERVICE_UNAVAILABLE,
+    OutOfMemory: status.HTTP_503_SERVICE_UNAVAILABLE,
+    RenderError: status.HTTP_503_SERVICE_UNAVAILABLE,  # RenderTimeout too
+}
+
+
+async def _on_engine_error(request: Request, exc: Exception) -> JSONResponse:
+    code = next(_STATUS[t] for t in type(exc).__mro__ if t in _STATUS)
+    headers = None
+    if isinstance(exc, Busy):
+        headers = {"Retry-After": str(exc.retry_after_s)}
+    elif code == status.HTTP_503_SERVICE_UNAVAILABLE:
+        headers = {"Retry-After": "5"}
+    return error_response(code, str(exc), headers=headers)
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    # NOTE: Starlette answers this from outside every middleware, so the security
+    # headers are added here; the exception itself is logged by Starlette.
+    detail = "the server failed unexpectedly; the error is logged for its operator to fix"
+    return error_response(
+        status.HTTP_500_INTERNAL_SERVER_ERROR, detail, headers=dict(SECURITY_HEADERS)
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the JSON error answers on `app`."""
+    app.add_exception_handler(Exception, _on_unexpected)
+    app.add_exception_handler(RequestValidationError, _on_validation)
+    app.add_exception_handler(HTTPException, _on_http)
+    for exc_type in _STATUS:
+        app.add_exception_handler(exc_type, _on_engine_error)

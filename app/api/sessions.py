@@ -1,0 +1,85 @@
+"""Sessions: create one (a lesson run), read its state, step it, seek it, delete it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Response, status
+
+from app.api.deps import LimitsDep, StoreDep
+from app.api.errors import responses
+from app.api.schemas import CreateSession, SeekBody, State, StepBody
+from app.lessons.config import resolve_config
+from app.lessons.registry import LESSONS, get_lesson
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/sessions", tags=["sessions"])
+
+_BUSY = status.HTTP_503_SERVICE_UNAVAILABLE
+_MISSING = status.HTTP_404_NOT_FOUND
+_BODY = (status.HTTP_413_CONTENT_TOO_LARGE, status.HTTP_415_UNSUPPORTED_MEDIA_TYPE)
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=State,
+    response_model_exclude_unset=True,
+    responses=responses(_MISSING, status.HTTP_429_TOO_MANY_REQUESTS, _BUSY, *_BODY),
+)
+def create_session(body: CreateSession, store: StoreDep, limits: LimitsDep) -> dict[str, Any]:
+    """Start a run of a lesson, paused before its first line (cursor 0)."""
+    try:
+        lesson = get_lesson(body.lesson)
+    except KeyError:
+        raise HTTPException(
+            _MISSING,
+            f"there is no lesson {body.lesson[:64]!r}; the lessons are {', '.join(LESSONS)}",
+        ) from None
+    config = resolve_config(lesson, body.config, limits=limits)
+    return store.create(lesson=lesson, config=config)
+
+
+@router.get(
+    "/{session_id}",
+    response_model=State,
+    response_model_exclude_unset=True,
+    responses=responses(_MISSING, _BUSY),
+)
+def read_session(session_id: str, store: StoreDep) -> dict[str, Any]:
+    """Return where the session is."""
+    return store.state(session_id)
+
+
+@router.post(
+    "/{session_id}/step",
+    response_model=State,
+    response_model_exclude_unset=True,
+    responses=responses(_MISSING, _BUSY, *_BODY),
+)
+def step_session(session_id: str, body: StepBody, store: StoreDep) -> dict[str, Any]:
+    """Run `count` steps of kind `by`; a step past the end returns the final state."""
+    return store.step(session_id, by=body.by, count=body.count)
+
+
+@router.post(
+    "/{session_id}/seek",
+    response_model=State,
+    response_model_exclude_unset=True,
+    responses=responses(_MISSING, _BUSY, *_BODY),
+)
+def seek_session(session_id: str, body: SeekBody, store: StoreDep) -> dict[str, Any]:
+    """Move to any cursor, earlier (replay) or later; past the end gives the final state."""
+    return store.seek(session_id, cursor=body.cursor)
+
+
+@router.delete(
+    "/{session_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=responses(_MISSING, _BUSY),
+)
+def delete_session(session_id: str, store: StoreDep) -> None:
+    """End the session and forget it."""
+    store.delete(session_id)

@@ -1,0 +1,133 @@
+"""REST round trips over a real uvicorn on loopback, measured side by side in one run.
+
+Targets (DESIGN.md §8): one `step` request (by event) ≤ 3× a no-op request
+(GET /healthz); a graph.svg cache hit ≤ 2 ms (the layout cache is render's; this
+measures the whole request: session lock, graph build, cached SVG, HTTP).
+
+The session is the `autograd` lesson at its default (seed) sizes with 500 iterations,
+so STEPS events never reach the end. Requests alternate between the kinds, so drift
+in the machine's load affects every kind alike.
+
+Run: .venv/bin/python bench/bench_api.py [--steps N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET_STEP_RATIO = 3.0
+TARGET_SVG_HIT_MS = 2.0
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _start_server(data_dir: str) -> tuple[subprocess.Popen[bytes], str]:
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGX_")}
+    env["AGX_DATA_DIR"] = data_dir
+    command = [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1"]
+    command += ["--port", str(port), "--log-level", "warning", "--no-access-log"]
+    server = subprocess.Popen(command, cwd=ROOT, env=env)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return server, url
+        except httpx.TransportError:
+            time.sleep(0.1)
+    server.kill()
+    raise SystemExit("the server did not start within 60 s")
+
+
+def _timed(call: Callable[[], httpx.Response]) -> float:
+    started = time.perf_counter()
+    response = call()
+    elapsed = time.perf_counter() - started
+    response.raise_for_status()
+    return elapsed * 1000
+
+
+def _row(name: str, times: list[float], base: float | None) -> str:
+    times = sorted(times)
+    median = statistics.median(times)
+    p95 = times[int(0.95 * (len(times) - 1))]
+    ratio = f"{median / base:6.2f}×" if base else "     –"
+    return f"{name:<34} {median:8.3f} {p95:8.3f} {ratio}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=1000, help="step requests to time")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as data_dir:
+        server, url = _start_server(data_dir)
+        try:
+            with httpx.Client(base_url=url, timeout=30) as client:
+                body = {"lesson": "autograd", "config": {"iterations": 500}}
+                session = client.post("/api/sessions", json=body).json()["id"]
+                step = {"by": "event", "count": 1}
+                base = f"/api/sessions/{session}"
+
+                def noop() -> httpx.Response:
+                    return client.get("/healthz")
+
+                def step_event() -> httpx.Response:
+                    return client.post(f"{base}/step", json=step)
+
+                def state() -> httpx.Response:
+                    return client.get(base)
+
+                def svg() -> httpx.Response:
+                    return client.get(f"{base}/graph.svg")
+
+                for _ in range(50):  # warm up: imports, thread pool, first layouts
+                    noop(), step_event(), state(), svg()
+                times: dict[str, list[float]] = {"noop": [], "step": [], "state": [], "svg": []}
+                for _ in range(args.steps):
+                    times["noop"].append(_timed(noop))
+                    times["step"].append(_timed(step_event))
+                    times["state"].append(_timed(state))
+                    svg()  # a new cursor may be a new structure: lay it out untimed
+                    times["svg"].append(_timed(svg))  # the same graph again: a cache hit
+                cursor = client.get(base).json()["cursor"]
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+
+    noop_median = statistics.median(times["noop"])
+    print(f"autograd lesson, seed sizes; {args.steps} requests of each kind, to cursor {cursor}")
+    print(f"{'request':<34} {'median ms':>8} {'p95 ms':>8} {'÷ no-op':>7}")
+    print(_row("GET /healthz (no-op)", times["noop"], None))
+    print(_row("POST …/step {by: event}", times["step"], noop_median))
+    print(_row("GET …/{id} (state)", times["state"], noop_median))
+    print(_row("GET …/graph.svg (cache hit)", times["svg"], noop_median))
+    step_ratio = statistics.median(times["step"]) / noop_median
+    svg_hit = statistics.median(times["svg"])
+    print(
+        f"step ÷ no-op: {step_ratio:.2f}× (target ≤ {TARGET_STEP_RATIO:g}×) "
+        f"{'ok' if step_ratio <= TARGET_STEP_RATIO else 'MISSED'}; "
+        f"graph.svg hit: {svg_hit:.2f} ms (target ≤ {TARGET_SVG_HIT_MS:g} ms) "
+        f"{'ok' if svg_hit <= TARGET_SVG_HIT_MS else 'MISSED'}"
+    )
+
+
+if __name__ == "__main__":
+    main()

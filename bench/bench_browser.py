@@ -1,0 +1,131 @@
+"""A browser step: click `Step` → graph and variables repainted, measured in the page.
+
+Target (DESIGN.md §8): p95 ≤ 100 ms. The page's controller sets the status line's
+`data-cursor` last, after the graph and the variables are painted into the DOM; the
+clock stops at the frame after that (requestAnimationFrame, then a task), so the time
+includes the step request, the graph requests, the DOM work, style and layout.
+
+Runs the `autograd` lesson at its default sizes for STEPS events from the start
+(setup, forward ops, the loss, every backward node) in Debian's Chromium against a
+live uvicorn on a free port.
+
+Run: .venv/bin/python bench/bench_browser.py [--steps N] [--lesson ID] [--query '?N=8']
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from playwright.sync_api import sync_playwright
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = os.environ.get("AGX_CHROMIUM", "/usr/bin/chromium")
+TARGET_P95_MS = 100.0
+
+MEASURE = """
+async (steps) => {
+  const status = document.querySelector('[data-testid="status"]');
+  const step = document.querySelector('button[aria-label="Step"]');
+  const times = [];
+  for (let i = 0; i < steps; i++) {
+    const before = status.dataset.cursor;
+    const painted = new Promise((resolve) => {
+      const observer = new MutationObserver(() => {
+        if (status.dataset.cursor === before) return;
+        observer.disconnect();
+        requestAnimationFrame(() => setTimeout(resolve, 0));
+      });
+      observer.observe(status, { attributes: true, attributeFilter: ["data-cursor"] });
+    });
+    const started = performance.now();
+    step.click();
+    await painted;
+    times.push(performance.now() - started);
+  }
+  return times;
+}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def start_server(data_dir: str) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGX_")}
+    env["AGX_DATA_DIR"] = data_dir
+    command = [sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(port)]
+    server = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/healthz", timeout=1):
+                return server, url
+        except OSError:
+            time.sleep(0.2)
+    server.kill()
+    raise RuntimeError("the server did not start within 60 s")
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--lesson", default="autograd")
+    parser.add_argument("--query", default="", help="config in the URL, e.g. '?N=8&D_in=16'")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as data_dir:
+        server, url = start_server(data_dir)
+        try:
+            with sync_playwright() as playwright:
+                browser = playwright.chromium.launch(
+                    executable_path=CHROMIUM,
+                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+                )
+                page = browser.new_page(viewport={"width": 1440, "height": 900})
+                errors: list[str] = []
+                page.on("pageerror", lambda error: errors.append(str(error)))
+                page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+                page.goto(f"{url}/lessons/{args.lesson}{args.query}")
+                page.wait_for_selector('main[aria-busy="false"] [data-testid="status"][data-cursor="0"]')
+                page.evaluate(MEASURE, 3)  # warm-up, not measured
+                times = page.evaluate(MEASURE, args.steps)
+                browser.close()
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+
+    if errors:
+        print("page errors:", *errors, sep="\n  ")
+        return 1
+    p50 = statistics.median(times)
+    p95 = percentile(times, 0.95)
+    print(f"browser step, click → graph and variables repainted ({args.lesson}, {len(times)} steps)")
+    print(f"  p50 {p50:6.1f} ms")
+    print(f"  p95 {p95:6.1f} ms   (target ≤ {TARGET_P95_MS:.0f} ms: {'met' if p95 <= TARGET_P95_MS else 'NOT met'})")
+    print(f"  max {max(times):6.1f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+/** The REST API of DESIGN.md §5: one function per call the page makes. */
+
+/** An error answer of the API; `detail` is the sentence it gave. */
+export class ApiError extends Error {
+  /**
+   * @param {number} status HTTP status
+   * @param {string} detail the API's sentence
+   */
+  constructor(status, detail) {
+    super(detail);
+    this.name = "ApiError";
+    /** HTTP status code of the answer (0 when the server could not be reached). */
+    this.status = status;
+    /** The sentence the API gave, meant for the user. */
+    this.detail = detail;
+  }
+}
+
+async function call(method, path, { body, signal, as = "json" } = {}) {
+  const init = { method, signal, headers: { Accept: as === "json" ? "application/json" : "*/*" } };
+  if (body !== undefined) {
+    init.body = JSON.stringify(body);
+    init.headers["Content-Type"] = "application/json";
+  }
+  let response;
+  try {
+    response = await fetch(path, init);
+  } catch (error) {
+    if (error.name === "AbortError") throw error;
+    throw new ApiError(0, "The server cannot be reached; check that it is running and try again.");
+  }
+  if (!response.ok) {
+    let detail = `The server answered ${response.status} ${response.statusText}.`;
+    try {
+      const payload = await response.json();
+      if (typeof payload.detail === "string") detail = payload.detail;
+      else if (Array.isArray(payload.detail) && payload.detail[0]?.msg) detail = payload.detail[0].msg;
+    } catch {
+      // Not JSON: keep the status line.
+    }
+    throw new ApiError(response.status, detail);
+  }
+  if (response.status === 204) return null;
+  return as === "text" ? response.text() : response.json();
+}
+
+const session = (id) => `/api/sessions/${encodeURIComponent(id)}`;
+
+/** @returns {Promise<{id: string, name: string}[]>} the devices lessons can run on */
+export const devices = () => call("GET", "/api/devices");
+
+/**
+ * Start a session of `lesson`; `config` holds the settings that differ from its defaults.
+ * @returns {Promise<Object>} State
+ */
+export const createSession = (lesson, config) =>
+  call("POST", "/api/sessions", { body: { lesson, config } });
+
+/** @returns {Promise<Object>} State after `count` steps of kind `by` */
+export const step = (id, by, count = 1) => call("POST", `${session(id)}/step`, { body: { by, count } });
+
+/** @returns {Promise<Object>} State at `cursor` */
+export const seek = (id, cursor) => call("POST", `${session(id)}/seek`, { body: { cursor } });
+
+/** @returns {Promise<Object>} Graph JSON */
+export const graph = (id, signal) => call("GET", `${session(id)}/graph`, { signal });
+
+/** @returns {Promise<string>} the graph as SVG markup */
+export const graphSvg = (id, signal) => call("GET", `${session(id)}/graph.svg`, { signal, as: "text" });
+
+/** @returns {Promise<Object>} TensorDetail of a variable (or `<name>.grad`) */
+export const tensor = (id, name, signal) =>
+  call("GET", `${session(id)}/tensors/${encodeURIComponent(name)}`, { signal });
+
+/** Delete a session, also while the page unloads (keepalive). */
+export function deleteSession(id) {
+  return fetch(session(id), { method: "DELETE", keepalive: true }).catch(() => null);
+}

@@ -1,0 +1,255 @@
+/**
+ * The explorer's controller: it owns the model (the session's State, its graph, what is
+ * selected), turns user actions into REST calls, and hands the results to the views.
+ * The views own the DOM; the URL holds lesson, config and cursor (state.js).
+ */
+
+import * as api from "./api.js";
+import { ApiError } from "./api.js";
+import * as url from "./state.js";
+import * as code from "./views/code.js";
+import * as config from "./views/config.js";
+import * as controls from "./views/controls.js";
+import * as detail from "./views/detail.js";
+import * as errors from "./views/error.js";
+import * as graphView from "./views/graph.js";
+import * as losses from "./views/losses.js";
+import * as optimizer from "./views/optimizer.js";
+import * as page from "./views/page.js";
+import * as variables from "./views/variables.js";
+
+/** Steps of kind `event` per request of a run to the end, at first; then tuned. */
+const RUN_CHUNK = 2000;
+/** Wall time a run-to-end request should take, so progress and Cancel stay responsive. */
+const RUN_SLICE_MS = 250;
+/** Actions that may wait behind the one in progress (holding a key down queues no more). */
+const MAX_QUEUED = 2;
+
+class Explorer {
+  constructor() {
+    /** @type {import("./views/page.js").LessonMeta} */
+    this.lesson = page.meta();
+    /** The API's State of the session on screen, or null before one exists. */
+    this.state = null;
+    /** The variables one move earlier, to mark what the last move changed. */
+    this.before = null;
+    /** The name of the variable whose details are open. */
+    this.selectedVar = null;
+    /** The id of the graph node whose details are open. */
+    this.selectedNode = null;
+    /** The Graph JSON on screen, to redraw node details without a request. */
+    this.graph = null;
+    /** "en" or "zh": the language of the notes, remembered across visits. */
+    this.lang = localStorage.getItem("agx.lang") === "zh" ? "zh" : "en";
+    /** The run to the end in progress: set `cancelled` to stop it. */
+    this.run = null;
+    this.queue = Promise.resolve();
+    this.queued = 0;
+    this.detailAbort = null;
+  }
+
+  start() {
+    controls.bind({ onAction: (name) => this.enqueue(() => this.act(name)), onCancel: () => this.cancel() });
+    code.bind({ onLang: (lang) => this.setLang(lang) });
+    graphView.bind({ onSelect: (id) => this.selectNode(id) });
+    variables.bind({ onSelect: (name) => this.selectVariable(name) });
+    detail.bind({ onOpen: (name) => this.selectVariable(name), onClose: () => this.selectVariable(null) });
+    config.bind({
+      onApply: (values) => this.enqueue(() => this.open(url.overrides(values, this.lesson.defaults), 0, true)),
+      onDefaults: () => config.render(this.lesson.defaults),
+    });
+    losses.bind();
+    addEventListener("popstate", () => this.enqueue(() => this.restore()));
+    addEventListener("pagehide", () => {
+      if (this.state) api.deleteSession(this.state.id);
+    });
+    api.devices().then(config.setDevices, () => null);
+    const view = url.current(this.lesson.fields, this.lesson.defaults);
+    config.render({ ...this.lesson.defaults, ...view.config });
+    this.enqueue(() => this.open(view.config, view.cursor, false));
+  }
+
+  /** Run `action` after the ones before it; drop it if too many wait. */
+  enqueue(action) {
+    if (this.queued > MAX_QUEUED || this.run) return;
+    this.queued += 1;
+    page.setBusy(true);
+    this.queue = this.queue
+      .then(action)
+      .catch((error) => this.fail(error))
+      .finally(() => {
+        this.queued -= 1;
+        if (this.queued === 0) page.setBusy(false);
+      });
+  }
+
+  /**
+   * Start a session with `overrides` and move it to `cursor`.
+   * @param {Object<string, *>} overrides settings that differ from the defaults
+   * @param {number} cursor
+   * @param {boolean} push whether this makes a new history entry
+   */
+  async open(overrides, cursor, push) {
+    let state;
+    try {
+      state = await api.createSession(this.lesson.id, overrides);
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 422) {
+        config.render({ ...this.lesson.defaults, ...overrides });
+        config.showError(error.detail, this.lesson.fields);
+        return;
+      }
+      throw error;
+    }
+    config.clearErrors();
+    const old = this.state;
+    if (old) api.deleteSession(old.id);
+    this.before = null;
+    this.state = null;
+    if (cursor > 0) state = await api.seek(state.id, cursor);
+    await this.show(state, { push, mark: false });
+  }
+
+  /** Go to the view the URL describes (back and forward buttons). */
+  async restore() {
+    const view = url.current(this.lesson.fields, this.lesson.defaults);
+    if (this.state && url.sameConfig(view.config, this.state.config, this.lesson.defaults)) {
+      if (view.cursor !== this.state.cursor) await this.show(await api.seek(this.state.id, view.cursor), { push: null });
+    } else {
+      config.render({ ...this.lesson.defaults, ...view.config });
+      await this.open(view.config, view.cursor, null);
+    }
+  }
+
+  /**
+   * Carry out a stepping action.
+   * @param {string} name step, line, phase, iteration, end, back or reset
+   */
+  async act(name) {
+    if (!this.state) return;
+    const id = this.state.id;
+    if (name === "end") return this.runToEnd();
+    if (name === "reset") {
+      const wanted = url.overrides(config.read(), this.lesson.defaults);
+      if (!url.sameConfig(wanted, this.state.config, this.lesson.defaults)) return this.open(wanted, 0, true);
+      return this.show(await api.seek(id, 0), { push: true, mark: false });
+    }
+    if (name === "back") {
+      if (this.state.cursor === 0) return;
+      return this.show(await api.seek(id, this.state.cursor - 1), { push: true });
+    }
+    return this.show(await api.step(id, name === "step" ? "event" : name, 1), { push: true });
+  }
+
+  /** Step to the end in chunks, showing progress, until done or cancelled. */
+  async runToEnd() {
+    const run = { cancelled: false };
+    this.run = run;
+    const total = this.state.config.iterations;
+    controls.setRunning(true);
+    controls.progress(this.state.losses.length, total);
+    let count = RUN_CHUNK;
+    let state = this.state;
+    try {
+      while (!state.done && !run.cancelled) {
+        const started = performance.now();
+        state = await api.step(state.id, "event", count);
+        const took = performance.now() - started;
+        count = Math.max(50, Math.min(200000, Math.round((count * RUN_SLICE_MS) / Math.max(took, 1))));
+        /** Iterations finished: one loss per finished iteration. */
+        controls.progress(state.done ? total : state.losses.length, total);
+        losses.render(state.losses, total);
+      }
+    } finally {
+      this.run = null;
+      controls.setRunning(false);
+    }
+    await this.show(state, { push: true });
+    controls.focusStep();
+  }
+
+  cancel() {
+    if (this.run) this.run.cancelled = true;
+  }
+
+  /**
+   * Fetch the graph of `state` and paint every panel.
+   * @param {Object} state the API's State
+   * @param {{push: boolean|null, mark?: boolean}} options push: new history entry, false:
+   *   replace the current one, null: leave history alone; mark: show what changed
+   */
+  async show(state, { push, mark = true }) {
+    const [graph, svg] = await Promise.all([api.graph(state.id), api.graphSvg(state.id)]);
+    this.before = mark && this.state ? this.state.variables : null;
+    this.state = state;
+    this.graph = graph;
+    const iterations = state.config.iterations;
+    if (this.selectedNode && !graph.nodes.some((n) => n.id === this.selectedNode)) this.selectedNode = null;
+    graphView.render(graph, svg, this.selectedNode);
+    variables.render(state.variables, this.before, this.selectedVar);
+    code.render(state, { lang: this.lang, iterations });
+    errors.render(state.error, this.lang);
+    optimizer.render(state.optimizer);
+    losses.render(state.losses, iterations);
+    config.render(state.config);
+    controls.render(state);
+    if (push !== null) url.record({ config: state.config, cursor: state.cursor }, { ...this.lesson, push });
+    this.refreshDetail();
+  }
+
+  /** Open (or close, with null) the details of a variable. */
+  selectVariable(name) {
+    this.selectedVar = name;
+    if (!name) detail.close();
+    if (this.state) variables.render(this.state.variables, this.before, this.selectedVar);
+    this.refreshDetail();
+  }
+
+  /** Open (or close, with null) the details of a graph node. */
+  selectNode(id) {
+    this.selectedNode = id;
+    if (this.graph) graphView.render(this.graph, null, id);
+  }
+
+  /** Fetch the detail of the selected variable at the current cursor. */
+  async refreshDetail() {
+    this.detailAbort?.abort();
+    const name = this.selectedVar;
+    if (!name || !this.state) return;
+    const base = name.endsWith(".grad") ? name.slice(0, -5) : name;
+    if (!(base in this.state.variables)) {
+      detail.pending(name, "Not in scope at this point of the program.");
+      return;
+    }
+    const abort = new AbortController();
+    this.detailAbort = abort;
+    try {
+      detail.render(name, await api.tensor(this.state.id, name, abort.signal));
+    } catch (error) {
+      if (error.name === "AbortError") return;
+      detail.pending(name, error instanceof ApiError ? error.detail : String(error));
+    }
+  }
+
+  setLang(lang) {
+    this.lang = lang;
+    localStorage.setItem("agx.lang", lang);
+    if (!this.state) return;
+    code.render(this.state, { lang, iterations: this.state.config.iterations });
+    errors.render(this.state.error, lang);
+  }
+
+  /** Report a failed action; rebuild the session if the server no longer has it. */
+  async fail(error) {
+    if (error instanceof ApiError && error.status === 404 && this.state) {
+      page.notify("The session expired on the server; it was started again at the same point.");
+      const { config: resolved, cursor } = this.state;
+      this.state = null;
+      await this.open(url.overrides(resolved, this.lesson.defaults), cursor, null).catch((e) => page.notify(String(e.message ?? e)));
+      return;
+    }
+    page.notify(error instanceof ApiError ? error.detail : `Something went wrong: ${error?.message ?? error}`);
+  }
+}
+
+new Explorer().start();

@@ -1,0 +1,109 @@
+/** The config form: the lesson's settings, and the API's message next to a bad one. */
+
+import { field, h } from "../dom.js";
+
+const panel = /** @type {HTMLDetailsElement} */ (document.querySelector(".config-panel"));
+const form = /** @type {HTMLFormElement} */ (panel.querySelector("form"));
+const INTEGER = /^[+-]?\d+$/;
+const NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+
+/**
+ * Wire the form.
+ * @param {{onApply: (config: Object<string, *>) => void, onDefaults: () => void}} handlers
+ */
+export function bind({ onApply, onDefaults }) {
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    onApply(read());
+  });
+  form.querySelector('[data-action="defaults"]').addEventListener("click", onDefaults);
+}
+
+/**
+ * Offer the devices the server can run lessons on.
+ * @param {{id: string, name: string}[]} devices
+ */
+export function setDevices(devices) {
+  const select = form.elements.namedItem("device");
+  if (!(select instanceof HTMLSelectElement)) return;
+  const chosen = select.value;
+  const options = devices.map((d) => h("option", { value: d.id, text: d.name && d.name !== d.id ? `${d.id} · ${d.name}` : d.id }));
+  if (!devices.some((d) => d.id === chosen)) options.push(h("option", { value: chosen, text: `${chosen} (not available)` }));
+  select.replaceChildren(...options);
+  select.value = chosen;
+}
+
+/**
+ * Fill the form with a config.
+ * @param {Object<string, *>} config
+ */
+export function render(config) {
+  for (const [name, value] of Object.entries(config)) {
+    const input = form.elements.namedItem(name);
+    if (input instanceof HTMLInputElement && input.type === "checkbox") input.checked = value === true;
+    else if (input instanceof HTMLSelectElement) {
+      if (![...input.options].some((o) => o.value === String(value))) input.append(h("option", { value: String(value), text: `${value} (not available)` }));
+      input.value = String(value);
+    } else if (input instanceof HTMLInputElement) input.value = written(value);
+  }
+  const parts = [`N=${config.N}`, `D_in=${config.D_in}`, `H=${config.H}`, `D_out=${config.D_out}`, `lr=${written(config.learning_rate)}`, `${config.iterations} iterations`, config.device];
+  /** A one-line summary of the config the session runs with. */
+  field(panel, "config-summary").textContent = parts.filter((p) => !String(p).includes("undefined")).join(" · ");
+}
+
+/** A setting as the form shows it: 1e-6 rather than 0.000001. */
+function written(value) {
+  if (typeof value === "number" && value !== 0 && Math.abs(value) < 1e-3) return value.toExponential();
+  return String(value);
+}
+
+/** @returns {Object<string, *>} the form's values, typed; unreadable ones stay strings for the API to name */
+export function read() {
+  const config = {};
+  for (const element of form.elements) {
+    if (!(element instanceof HTMLInputElement || element instanceof HTMLSelectElement) || !element.name) continue;
+    const kind = element.closest("[data-field-name]")?.classList;
+    const text = element.value.trim();
+    if (element instanceof HTMLInputElement && element.type === "checkbox") config[element.name] = element.checked;
+    else if (kind?.contains("field-integer")) config[element.name] = INTEGER.test(text) ? Number(text) : NUMBER.test(text) ? Number(text) : text;
+    else if (kind?.contains("field-number")) config[element.name] = NUMBER.test(text) ? Number(text) : text;
+    else config[element.name] = text;
+  }
+  return config;
+}
+
+/**
+ * Show the API's sentence next to the field it names (or above the form), and open the form.
+ * @param {string} message
+ * @param {string[]} fields the lesson's settings
+ */
+export function showError(message, fields) {
+  clearErrors();
+  const name = fields.find((f) => message.startsWith(`${f} `) || message.startsWith(`${f}:`));
+  panel.open = true;
+  if (name) {
+    const box = form.querySelector(`[data-field-name="${name}"]`);
+    const text = box.querySelector(".field-error");
+    text.textContent = message;
+    text.hidden = false;
+    box.classList.add("invalid");
+    const input = form.elements.namedItem(name);
+    input.setAttribute("aria-invalid", "true");
+    input.focus();
+  } else {
+    const text = field(form, "form-error");
+    text.textContent = message;
+    text.hidden = false;
+  }
+}
+
+/** Remove every error message. */
+export function clearErrors() {
+  for (const text of form.querySelectorAll(".field-error")) {
+    text.hidden = true;
+    text.textContent = "";
+  }
+  for (const box of form.querySelectorAll(".invalid")) box.classList.remove("invalid");
+  for (const input of form.querySelectorAll("[aria-invalid]")) input.removeAttribute("aria-invalid");
+  field(form, "form-error").hidden = true;
+}

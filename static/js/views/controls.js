@@ -1,0 +1,112 @@
+/** The stepping buttons, their keyboard shortcuts, the status line and the run progress. */
+
+import { field } from "../dom.js";
+import { int } from "../format.js";
+
+const root = /** @type {HTMLElement} */ (document.querySelector(".controls"));
+const statusBox = /** @type {HTMLElement} */ (root.querySelector('[data-testid="status"]'));
+const progressBox = /** @type {HTMLElement} */ (root.querySelector('[data-testid="progress"]'));
+const help = /** @type {HTMLElement} */ (document.getElementById("help"));
+
+/** Keys of the shortcuts (KeyboardEvent.key) and the action each one triggers. */
+const SHORTCUTS = {
+  ArrowRight: "step",
+  ArrowDown: "line",
+  ArrowLeft: "back",
+  p: "phase",
+  n: "iteration",
+  e: "end",
+  r: "reset",
+};
+
+/**
+ * Wire the buttons and shortcuts.
+ * @param {{onAction: (name: string) => void, onCancel: () => void}} handlers
+ */
+export function bind({ onAction, onCancel }) {
+  root.addEventListener("click", (event) => {
+    const button = event.target.closest("button[data-action]");
+    if (!button || button.getAttribute("aria-disabled") === "true") return;
+    if (button.dataset.action === "cancel") onCancel();
+    else onAction(button.dataset.action);
+  });
+  document.addEventListener("keydown", (event) => {
+    if (event.ctrlKey || event.metaKey || event.altKey || event.defaultPrevented) return;
+    if (event.target.closest?.("input, select, textarea, [contenteditable]")) return;
+    if (event.key === "Escape" && !progressBox.hidden) {
+      onCancel();
+      return;
+    }
+    if (event.key === "?") {
+      help.togglePopover();
+      event.preventDefault();
+      return;
+    }
+    const action = SHORTCUTS[event.key] ?? SHORTCUTS[event.key.toLowerCase?.()];
+    if (!action || (event.shiftKey && event.key.length > 1)) return;
+    event.preventDefault();
+    onAction(action);
+  });
+}
+
+/**
+ * Show where the run is.
+ * @param {Object} state the API's State
+ */
+export function render(state) {
+  /** Events executed so far: the session's cursor. */
+  field(statusBox, "cursor").textContent = int(state.cursor);
+  /** What the last event was: a line about to run, a forward op, a backward node or the end. */
+  field(statusBox, "event").textContent = describe(state);
+  statusBox.dataset.cursor = String(state.cursor);
+  statusBox.dataset.done = String(state.done);
+}
+
+/**
+ * One phrase for the current event.
+ * @param {Object} state
+ */
+function describe(state) {
+  const event = state.event ?? {};
+  switch (event.kind) {
+    case "line":
+      return `line ${event.line} runs next`;
+    case "op":
+      return `forward op ${event.name ?? ""} on line ${event.line}`;
+    case "node":
+      return `backward node ${(event.name ?? "").replace("torch::autograd::", "")}`;
+    case "end":
+      return state.error ? `ended with ${state.error.type}` : "program finished";
+    default:
+      return state.cursor === 0 ? "not started" : "";
+  }
+}
+
+/** Lock the stepping buttons (except Cancel) during a run to the end, or unlock them. */
+export function setRunning(running) {
+  for (const button of root.querySelectorAll(".buttons button")) {
+    button.setAttribute("aria-disabled", running ? "true" : "false");
+  }
+  progressBox.hidden = !running;
+  if (running) progressBox.querySelector("button").focus();
+}
+
+/**
+ * Show the progress of a run to the end.
+ * @param {number} done iterations finished
+ * @param {number} total iterations of the run
+ */
+export function progress(done, total) {
+  const bar = progressBox.querySelector("progress");
+  /** Iterations finished so far out of the configured `iterations`. */
+  bar.max = Math.max(total, 1);
+  bar.value = Math.min(done, total);
+  field(progressBox, "progress").textContent = `iteration ${int(Math.min(done, total))} of ${int(total)}`;
+}
+
+/** Put the keyboard focus back on the stepping buttons after a run. */
+export function focusStep() {
+  if (document.activeElement === document.body || progressBox.contains(document.activeElement)) {
+    root.querySelector('button[data-action="step"]').focus();
+  }
+}

@@ -1,0 +1,63 @@
+/** The error panel: the exception the lesson raised, explained in plain words. */
+
+import { field, h } from "../dom.js";
+
+const panel = /** @type {HTMLElement} */ (document.querySelector(".error-panel"));
+
+/**
+ * Explanations of errors a lesson can raise, each a test on the message and paragraphs
+ * in English and Chinese. `{saved}` and `{now}` are the versions named in the message.
+ */
+const EXPLANATIONS = [
+  {
+    test: /modified by an inplace operation/,
+    en: [
+      "Every tensor carries a version counter (tensor._version) that goes up by one each time the tensor is changed in place: by an operation whose name ends in an underscore such as mul_ or clamp_, or by +=, -=, *=.",
+      "When autograd saves a tensor for the backward pass, it also notes the version the tensor had at that moment. Here the tensor was saved at version {saved}, then modified in place, so it is now at version {now}.",
+      "During backward the node that needs it compares the two versions. They differ, so the values it would read are not the ones its gradient formula was derived from: rather than return a wrong gradient, PyTorch stops with this error.",
+      "Fixes: use the out-of-place form (b = b * 2 instead of b.mul_(2)), modify a copy (b.clone()), or, in a custom autograd.Function that overwrites its input, declare it with ctx.mark_dirty as Part 1 of this lesson does. In the graph, the node whose saved tensor went stale is outlined in red.",
+    ],
+    zh: [
+      "每个张量都有一个版本计数器（tensor._version）：每次原地修改（以下划线结尾的运算，如 mul_、clamp_，或 +=、-=、*=）都会让它加一。",
+      "autograd 为反向传播保存张量时，会同时记下张量当时的版本。这里张量在版本 {saved} 时被保存，随后被原地修改，现在的版本是 {now}。",
+      "反向传播时，需要它的节点会比较这两个版本。版本不同，说明它将读到的数值已不是推导梯度公式时的数值：PyTorch 宁可报这个错，也不返回错误的梯度。",
+      "改法：使用非原地写法（b = b * 2 而不是 b.mul_(2)），修改一个副本（b.clone()），或者在会覆盖输入的自定义 autograd.Function 中像本课第一部分那样用 ctx.mark_dirty 声明。图中保存的张量已过期的节点用红色边框标出。",
+    ],
+  },
+  {
+    test: /out of memory/i,
+    en: ["The device ran out of memory for this configuration. Lower N, D_in, H or D_out, or run on another device."],
+    zh: ["该设备的内存不足以运行这个配置。请减小 N、D_in、H 或 D_out，或换一个设备运行。"],
+  },
+  {
+    test: /does not require grad|element 0 of tensors/,
+    en: ["backward() was called on a tensor that autograd did not record: none of the tensors it was computed from has requires_grad=True."],
+    zh: ["对一个 autograd 没有记录的张量调用了 backward()：计算它的张量中没有一个设置了 requires_grad=True。"],
+  },
+];
+
+/**
+ * Show the state's error, or hide the panel when there is none.
+ * @param {null|{type: string, message: string}} error
+ * @param {string} lang "en" or "zh"
+ */
+export function render(error, lang) {
+  panel.hidden = !error;
+  if (!error) return;
+  /** The exception's class, e.g. RuntimeError. */
+  field(panel, "error-type").textContent = error.type;
+  /** PyTorch's own message, verbatim. */
+  field(panel, "error-message").textContent = error.message;
+  const explanation = EXPLANATIONS.find((entry) => entry.test.test(error.message));
+  const versions = /is at version (\d+); expected version (\d+)/.exec(error.message);
+  const fill = (text) => text.replace("{now}", versions?.[1] ?? "n+1").replace("{saved}", versions?.[2] ?? "n");
+  const paragraphs = explanation
+    ? explanation[lang] ?? explanation.en
+    : [lang === "zh" ? "课程程序在刚运行的那一行抛出了这个异常。" : "The lesson program raised this exception on the line that ran last."];
+  const box = field(panel, "error-explain");
+  box.lang = explanation?.[lang] ? lang : "en";
+  box.replaceChildren(
+    h("h3", { text: lang === "zh" ? "这是什么意思？" : "What does this mean?" }),
+    ...paragraphs.map((text) => h("p", { text: fill(text) })),
+  );
+}

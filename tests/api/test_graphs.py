@@ -1,0 +1,156 @@
+"""The graph of a session: JSON, SVG (same node ids as the JSON) and DOT (ours, torchviz's)."""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from app.lessons.registry import LESSONS
+
+_SVG = "{http://www.w3.org/2000/svg}"
+
+
+def _svg_node_ids(svg: str) -> list[str]:
+    root = ET.fromstring(svg)
+    return [
+        g.attrib["id"] for g in root.iter(f"{_SVG}g") if "node" in g.attrib.get("class", "").split()
+    ]
+
+
+def _into_backward(api, session_id: str) -> dict:
+    """Step into the first iteration's backward pass, a few nodes in."""
+    state = api.step(session_id, "iteration")
+    for _ in range(12):
+        if state["phase"] == "backward" or state["done"]:
+            break
+        state = api.step(session_id, "phase")
+    return api.step(session_id, "event", 4)
+
+
+def test_graph_json_has_the_contract_shape(api):
+    session_id = api.create()["id"]
+    _into_backward(api, session_id)
+
+    response = api.get(f"/api/sessions/{session_id}/graph")
+
+    assert response.status_code == 200
+    graph = response.json()
+    assert graph["kind"] == "autograd"
+    ids = {node["id"] for node in graph["nodes"]}
+    assert len(ids) == len(graph["nodes"])
+    for node in graph["nodes"]:
+        assert node["kind"] in {"function", "leaf", "saved", "output"}
+        assert isinstance(node["executed"], bool)
+        for saved in node["saved"]:
+            assert set(saved) >= {"name", "shape", "version_saved", "version_now", "stale"}
+    for edge in graph["edges"]:
+        assert edge["source"] in ids and edge["target"] in ids
+    assert graph["focus"] is None or graph["focus"] in ids
+    assert any(node["executed"] for node in graph["nodes"])
+
+
+def test_graph_keeps_the_engine_extra_keys(api):
+    session_id = api.create()["id"]
+    _into_backward(api, session_id)
+
+    graph = api.get(f"/api/sessions/{session_id}/graph").json()
+
+    functions = [node for node in graph["nodes"] if node["kind"] == "function"]
+    assert functions and all("grad_inputs" in node for node in functions)
+    assert any("grad_count" in node for node in functions)
+    leaves = [node for node in graph["nodes"] if node["kind"] == "leaf"]
+    assert all("grad_count" not in node for node in leaves)  # absent stays absent, not null
+
+
+@pytest.mark.parametrize("lesson", list(LESSONS))
+def test_svg_node_ids_equal_the_json_node_ids(api, lesson):
+    session_id = api.create(lesson)["id"]
+    _into_backward(api, session_id)
+
+    graph = api.get(f"/api/sessions/{session_id}/graph").json()
+    response = api.get(f"/api/sessions/{session_id}/graph.svg")
+
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "image/svg+xml"
+    if lesson not in ("numpy", "tensors"):  # the lessons without autograd draw nothing
+        assert graph["nodes"]
+    assert sorted(_svg_node_ids(response.text)) == sorted(node["id"] for node in graph["nodes"])
+
+
+def test_static_graph_lesson_shows_the_captured_graph(api):
+    session_id = api.create("static_graph")["id"]
+    api.step(session_id, "iteration")
+
+    graph = api.get(f"/api/sessions/{session_id}/graph").json()
+
+    assert graph["kind"] == "static"
+    assert graph["nodes"]
+
+
+def test_dot_is_graphviz_source_with_the_json_ids(api):
+    session_id = api.create()["id"]
+    _into_backward(api, session_id)
+    graph = api.get(f"/api/sessions/{session_id}/graph").json()
+
+    response = api.get(f"/api/sessions/{session_id}/graph.dot")
+
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/vnd.graphviz")
+    assert response.text.startswith("digraph")
+    for node in graph["nodes"]:
+        assert f'id="{node["id"]}"' in response.text
+
+
+def test_torchviz_dot_before_backward_then_409_after(api):
+    session_id = api.create()["id"]
+    api.step(session_id, "iteration")
+    state = api.step(session_id, "phase")
+    while state["phase"] != "backward":
+        state = api.step(session_id, "phase")
+
+    before = api.get(f"/api/sessions/{session_id}/graph.dot", params={"style": "torchviz"})
+    api.step(session_id, "phase")
+    after = api.get(f"/api/sessions/{session_id}/graph.dot", params={"style": "torchviz"})
+
+    assert before.status_code == 200
+    assert before.headers["content-type"].startswith("text/vnd.graphviz")
+    assert re.match(r"\s*digraph", before.text)
+    assert after.status_code == 409
+    assert "backward" in after.json()["detail"]
+
+
+def test_unknown_dot_style_is_422(api):
+    session_id = api.create()["id"]
+
+    response = api.get(f"/api/sessions/{session_id}/graph.dot", params={"style": "fancy"})
+
+    assert response.status_code == 422
+    assert "style" in response.json()["detail"]
+
+
+def test_graph_too_large_to_draw_is_422(make_api):
+    api = make_api(max_graph_nodes=2)
+    session_id = api.create()["id"]
+    _into_backward(api, session_id)
+
+    svg = api.get(f"/api/sessions/{session_id}/graph.svg")
+    dot = api.get(f"/api/sessions/{session_id}/graph.dot")
+
+    assert svg.status_code == dot.status_code == 422
+    assert "at most 2" in svg.json()["detail"]
+
+
+def test_graphviz_missing_is_503(api, monkeypatch):
+    from app.engine import render
+
+    session_id = api.create()["id"]
+    api.step(session_id, "line", 6)
+    render.cache_clear()
+    monkeypatch.setenv("PATH", "")
+
+    response = api.get(f"/api/sessions/{session_id}/graph.svg")
+
+    assert response.status_code == 503
+    assert "Graphviz" in response.json()["detail"]

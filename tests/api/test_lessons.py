@@ -1,0 +1,40 @@
+"""GET /api/lessons and /api/lessons/{lesson}."""
+
+from __future__ import annotations
+
+from app.lessons.registry import LESSONS
+
+
+def test_list_lessons_in_tutorial_order_with_defaults(api):
+    response = api.get("/api/lessons")
+
+    assert response.status_code == 200
+    lessons = response.json()
+    assert [lesson["id"] for lesson in lessons] == list(LESSONS)
+    for lesson in lessons:
+        assert lesson["title"] and lesson["summary"]
+        assert lesson["defaults"] == LESSONS[lesson["id"]].defaults
+        assert "source" not in lesson
+
+
+def test_read_lesson_has_source_and_notes_by_line(api):
+    response = api.get("/api/lessons/nn")
+
+    assert response.status_code == 200
+    lesson = response.json()
+    assert lesson["id"] == "nn"
+    assert lesson["source"] == LESSONS["nn"].source
+    assert lesson["defaults"]["learning_rate"] == 1e-4
+    lines = lesson["source"].splitlines()
+    assert lesson["notes"]
+    for line, note in lesson["notes"].items():
+        assert 1 <= int(line) <= len(lines)
+        assert note["en"] and note["zh"]
+
+
+def test_unknown_lesson_is_404_naming_the_lessons(api):
+    response = api.get("/api/lessons/backprop")
+
+    assert response.status_code == 404
+    assert "backprop" in response.json()["detail"]
+    assert "autograd" in response.json()["detail"]

@@ -1,0 +1,170 @@
+"""Fixtures of the browser tests: one live server per module, Debian's Chromium, and pages
+that fail their test on any console error or uncaught exception."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, ConsoleMessage, Locator, Page, expect, sync_playwright
+
+from tests.conftest import LiveServer
+
+CHROMIUM = os.environ.get("AGX_CHROMIUM", "/usr/bin/chromium")
+LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+#: Sizes that keep every lesson fast, as the URL's query string.
+SMALL = "N=8&D_in=16&H=8&D_out=4&iterations=3"
+
+#: The lessons in tutorial order, with their titles on the home page.
+LESSON_IDS = (
+    "numpy",
+    "tensors",
+    "autograd",
+    "custom_function",
+    "static_graph",
+    "nn",
+    "optim",
+    "custom_module",
+    "dynamic_net",
+    "inplace",
+)
+
+expect.set_options(timeout=15_000)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """A live uvicorn for the tests of one module, on its own data folder."""
+    folder = tmp_path_factory.mktemp("e2e")
+    live = LiveServer(env={"AGX_DATA_DIR": str(folder / "var")}, log_path=folder / "server.log")
+    live.start()
+    yield live
+    live.stop()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium, headless."""
+    if not Path(CHROMIUM).exists() and not shutil.which(CHROMIUM):
+        pytest.skip(f"no Chromium at {CHROMIUM}; install Debian's chromium package")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        yield launched
+        launched.close()
+
+
+class ConsoleWatch:
+    """Console errors and uncaught exceptions of a page; some may be declared expected."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+        self.expected: list[re.Pattern[str]] = []
+
+    def on_console(self, message: ConsoleMessage) -> None:
+        if message.type == "error" and not any(p.search(message.text) for p in self.expected):
+            self.problems.append(f"console error: {message.text}")
+
+    def on_page_error(self, error: Exception) -> None:
+        self.problems.append(f"uncaught exception: {error}")
+
+    def expect(self, pattern: str) -> None:
+        """Tolerate console errors matching `pattern` (a regular expression)."""
+        self.expected.append(re.compile(pattern))
+
+
+@pytest.fixture
+def console() -> ConsoleWatch:
+    return ConsoleWatch()
+
+
+@pytest.fixture
+def page(browser: Browser, console: ConsoleWatch) -> Iterator[Page]:
+    """A fresh page (1440×900, light theme) that fails the test on console errors."""
+    context = browser.new_context(viewport={"width": 1440, "height": 900}, color_scheme="light")
+    opened = context.new_page()
+    opened.on("console", console.on_console)
+    opened.on("pageerror", console.on_page_error)
+    yield opened
+    context.close()
+    assert not console.problems, "\n".join(console.problems)
+
+
+class Explorer:
+    """The explorer page and the locators its tests repeat (DESIGN.md §6 hooks)."""
+
+    def __init__(self, page: Page, base_url: str) -> None:
+        self.page = page
+        self.base_url = base_url
+
+    def open(self, lesson: str, query: str = SMALL) -> Explorer:
+        self.page.goto(f"{self.base_url}/lessons/{lesson}{'?' + query if query else ''}")
+        self.wait()
+        return self
+
+    def wait(self) -> None:
+        """Wait until no request of the page's controller is on its way."""
+        expect(self.page.locator("main.explorer")).to_have_attribute("aria-busy", "false")
+
+    def button(self, name: str) -> Locator:
+        return self.page.get_by_role("button", name=name, exact=True)
+
+    def press(self, name: str) -> None:
+        """Click a button and wait for the page to settle."""
+        self.button(name).click()
+        self.wait()
+
+    def key(self, key: str) -> None:
+        self.page.keyboard.press(key)
+        self.wait()
+
+    @property
+    def status(self) -> Locator:
+        return self.page.get_by_test_id("status")
+
+    def cursor(self) -> int:
+        return int(self.status.get_attribute("data-cursor") or 0)
+
+    def event(self) -> str:
+        return self.status.locator('[data-field="event"]').inner_text()
+
+    @property
+    def current_line(self) -> Locator:
+        return self.page.locator('[data-testid="code"] li[aria-current="step"]')
+
+    def line_number(self) -> int:
+        return int(self.current_line.get_attribute("data-line") or 0)
+
+    @property
+    def graph(self) -> Locator:
+        return self.page.get_by_test_id("graph")
+
+    def focus_id(self) -> str | None:
+        focus = self.graph.locator("g.node.focus")
+        return focus.get_attribute("id") if focus.count() else None
+
+    @property
+    def variables(self) -> Locator:
+        return self.page.get_by_test_id("variables")
+
+    def variable(self, name: str) -> Locator:
+        return self.variables.locator(f'tr[data-name="{name}"]')
+
+    def versions(self) -> dict[str, int]:
+        rows = self.variables.locator("tr[data-name]")
+        return {
+            row.get_attribute("data-name") or "": int(row.get_attribute("data-version") or 0)
+            for row in rows.all()
+        }
+
+    def phase(self) -> str:
+        return self.page.locator('.code-panel [data-field="phase"]').inner_text()
+
+
+@pytest.fixture
+def explorer(page: Page, server: LiveServer) -> Explorer:
+    return Explorer(page, server.url)

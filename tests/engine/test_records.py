@@ -1,0 +1,158 @@
+"""Session records: the same behaviour from SQLite and from Redis (when redis-server exists)."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+
+import pytest
+
+from app.engine.records import RedisRecords, SessionRecord, SQLiteRecords, open_records
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory):
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    port = _free_port()
+    folder = tmp_path_factory.mktemp("redis")
+    process = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--save", "", "--dir", str(folder)],
+        stdout=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    import redis
+
+    client = redis.Redis.from_url(url)
+    for _ in range(100):
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    yield url
+    client.close()
+    process.terminate()
+    process.wait(timeout=10)
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def records(request, tmp_path):
+    if request.param == "sqlite":
+        store = SQLiteRecords(tmp_path / "var" / "sessions.db")
+    else:
+        store = RedisRecords(
+            request.getfixturevalue("redis_url"), ttl_s=60, prefix=f"t{time.time_ns()}:"
+        )
+    yield store
+    store.close()
+
+
+def _record(session_id: str = "a" * 32, last_used: float = 1000.0) -> SessionRecord:
+    config = {"N": 8, "learning_rate": 1.0, "device": "cpu", "zero_grad": False, "seed": 2**32 - 1}
+    return SessionRecord(session_id, "autograd", config, 0, last_used, last_used)
+
+
+def test_add_then_get_round_trips_exactly(records):
+    record = _record()
+
+    assert records.add(record, limit=10)
+    found = records.get(record.id)
+
+    assert found == record
+    assert type(found.config["learning_rate"]) is float  # 1.0 stays a float, not 1
+
+
+def test_get_unknown_is_none(records):
+    assert records.get("missing") is None
+
+
+def test_add_refuses_past_the_limit(records):
+    assert records.add(_record("a"), limit=2)
+    assert records.add(_record("b"), limit=2)
+
+    assert not records.add(_record("c"), limit=2)
+    assert records.get("c") is None
+
+
+def test_touch_updates_cursor_and_last_use(records):
+    records.add(_record(), limit=10)
+
+    records.touch("a" * 32, cursor=41, last_used=1234.5)
+
+    found = records.get("a" * 32)
+    assert found is not None and (found.cursor, found.last_used) == (41, 1234.5)
+
+
+def test_touch_of_a_deleted_record_does_not_bring_it_back(records):
+    records.add(_record(), limit=10)
+    records.delete("a" * 32)
+
+    records.touch("a" * 32, cursor=3, last_used=2000.0)
+
+    assert records.get("a" * 32) is None
+
+
+def test_delete_says_whether_there_was_a_record(records):
+    records.add(_record(), limit=10)
+
+    assert records.delete("a" * 32) is True
+    assert records.delete("a" * 32) is False
+
+
+def test_expire_deletes_the_idle_ones_and_frees_their_places(records):
+    records.add(_record("old", last_used=time.time()), limit=2)
+    records.add(_record("new", last_used=time.time()), limit=2)
+    records.touch("old", cursor=5, last_used=time.time() - 100)
+
+    gone = records.expire(before=time.time() - 50)
+
+    assert gone == ["old"]
+    assert records.get("old") is None and records.get("new") is not None
+    assert records.add(_record("third"), limit=2)
+
+
+def test_add_drops_expired_records_to_make_room(records):
+    records.add(_record("old", last_used=time.time()), limit=1)
+    records.touch("old", cursor=5, last_used=time.time() - 10_000)
+    records.expire(before=0)  # nothing that old
+
+    added = records.add(_record("new", last_used=time.time()), limit=1)
+
+    if isinstance(records, RedisRecords):  # Redis drops them on the way
+        assert added and records.get("old") is None
+    else:  # SQLite waits for expire()
+        assert not added
+        assert records.expire(before=time.time() - 60) == ["old"]
+
+
+def test_sqlite_uses_wal_and_survives_reopening(tmp_path):
+    path = tmp_path / "deep" / "folder" / "sessions.db"
+    first = SQLiteRecords(path)
+    first.add(_record(), limit=10)
+    first.touch("a" * 32, cursor=7, last_used=1001.0)
+    first.close()
+
+    second = SQLiteRecords(path)
+
+    assert second.get("a" * 32).cursor == 7
+    assert second._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    second.close()
+
+
+def test_open_records_picks_the_backend_from_the_url(tmp_path, redis_url):
+    sqlite = open_records(None, data_dir=tmp_path, ttl_s=60)
+    redis = open_records(redis_url, data_dir=tmp_path, ttl_s=60)
+
+    assert isinstance(sqlite, SQLiteRecords) and (tmp_path / "sessions.db").exists()
+    assert isinstance(redis, RedisRecords)
+    sqlite.close()
+    redis.close()

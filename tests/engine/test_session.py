@@ -1,0 +1,391 @@
+"""The explorer observes and never alters: every lesson, compared with a plain run."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+import torch
+import torchviz
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from app.engine.session import GraphFreedError, Session
+from app.engine.tracer import STEP_KINDS
+from app.lessons.plain import run_plain
+from app.lessons.registry import LESSONS, get_lesson
+
+SMALL = {"N": 8, "D_in": 20, "H": 10, "D_out": 3, "iterations": 4}
+EVENT_KINDS = {"line", "op", "node", "end"}
+
+
+def _config(lesson_id: str, **overrides: object) -> dict[str, object]:
+    lesson = get_lesson(lesson_id)
+    config = dict(lesson.defaults)
+    config.update({k: v for k, v in {**SMALL, **overrides}.items() if k in lesson.fields})
+    return config
+
+
+def _session(lesson_id: str, **overrides: object) -> Session:
+    return Session(id="test", lesson=get_lesson(lesson_id), config=_config(lesson_id, **overrides))
+
+
+def _arrays(scope: dict[str, object]) -> dict[str, object]:
+    """Tensors, arrays and module parameters (with their grads) of a finished program."""
+    found: dict[str, object] = {}
+    for name, value in scope.items():
+        if isinstance(value, torch.Tensor | np.ndarray):
+            found[name] = value
+        elif isinstance(value, torch.nn.Module):
+            for pname, param in value.named_parameters():
+                found[f"{name}.{pname}"] = param
+    return found
+
+
+def _assert_same_values(a: object, b: object, name: str) -> None:
+    if isinstance(a, np.ndarray):
+        assert isinstance(b, np.ndarray)
+        assert np.array_equal(a, b), name
+        return
+    assert isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)
+    assert torch.equal(a, b), name
+    assert a._version == b._version, f"{name}: version {a._version} != {b._version}"
+    if a.is_leaf and a.grad is not None:
+        assert b.grad is not None, f"{name}.grad missing"
+        assert torch.equal(a.grad, b.grad), f"{name}.grad"
+
+
+def _finish(session: Session, by: str, count: int) -> None:
+    previous = session.cursor
+    while not session.done:
+        session.step(by=by, count=count)
+        assert session.cursor > previous
+        previous = session.cursor
+
+
+@pytest.mark.parametrize("lesson_id", list(LESSONS))
+@pytest.mark.parametrize(
+    ("by", "count", "overrides"),
+    [
+        ("end", 1, {}),
+        ("event", 1, {"seed": 3}),
+        ("line", 5, {"zero_grad": False}),
+        ("phase", 2, {"learning_rate": 1e-3, "seed": 1}),
+    ],
+)
+def test_explorer_computes_what_the_plain_program_computes(
+    lesson_id: str, by: str, count: int, overrides: dict[str, object]
+) -> None:
+    session = _session(lesson_id, **overrides)
+    try:
+        _finish(session, by, count)
+        plain = run_plain(lesson_id, _config(lesson_id, **overrides))
+        run = session._run
+        assert run.scope["losses"] == plain["losses"]  # bit for bit, as Python floats
+        assert len(plain["losses"]) == _config(lesson_id, **overrides)["iterations"]
+        explored, expected = _arrays(run.scope), _arrays(plain)
+        assert explored.keys() == expected.keys()
+        for name in expected:
+            _assert_same_values(explored[name], expected[name], name)
+        plain_error = plain.get("__error__")
+        state = session.state()
+        if plain_error is None:
+            assert state["error"] is None
+        else:
+            assert state["error"] == {"type": type(plain_error).__name__, "message": str(plain_error)}
+        assert state["done"] and state["phase"] == "done" and state["event"]["kind"] == "end"
+    finally:
+        session.close()
+
+
+def test_zero_grad_false_accumulates_exactly_like_torch() -> None:
+    config = _config("autograd", zero_grad=False, iterations=3)
+    plain = run_plain("autograd", config)
+    session = _session("autograd", zero_grad=False, iterations=3)
+    session.step(by="end")
+    w1 = session._run.scope["w1"]
+    assert torch.equal(w1.grad, plain["w1"].grad)
+    zeroed = run_plain("autograd", _config("autograd", iterations=3))
+    assert not torch.equal(zeroed["w1"].grad, plain["w1"].grad)
+    session.close()
+
+
+def _plain_backward_order(lesson_id: str) -> list[str]:
+    """Node names in the order hooks fire during the first backward of a plain run."""
+    order: list[str] = []
+    original = torch.Tensor.backward
+
+    def backward(self: torch.Tensor, *args: object, **kwargs: object) -> None:
+        if order:
+            return original(self, *args, **kwargs)
+        seen: set[object] = set()
+        stack = [self.grad_fn]
+        handles = []
+        while stack:
+            node = stack.pop()
+            if node is None or node in seen:
+                continue
+            seen.add(node)
+            handles.append(node.register_hook(lambda gi, go, n=node: order.append(n.name())))
+            stack.extend(child for child, _ in node.next_functions)
+        try:
+            return original(self, *args, **kwargs)
+        finally:
+            for handle in handles:
+                handle.remove()
+
+    torch.Tensor.backward = backward  # type: ignore[method-assign]
+    try:
+        run_plain(lesson_id, _config(lesson_id))
+    finally:
+        torch.Tensor.backward = original  # type: ignore[method-assign]
+    return order
+
+
+@pytest.mark.parametrize("lesson_id", ["autograd", "custom_function", "nn", "dynamic_net"])
+def test_node_events_follow_the_engine_order(lesson_id: str) -> None:
+    session = _session(lesson_id)
+    names: list[str] = []
+    try:
+        while not session.done:
+            session.step(by="event")
+            event = session.state()["event"]
+            if event["kind"] == "node":
+                names.append(event["name"])
+            elif names and event["kind"] == "line" and session.state()["phase"] != "backward":
+                break
+        assert names == _plain_backward_order(lesson_id)
+        assert names[-1] == "torch::autograd::AccumulateGrad"
+    finally:
+        session.close()
+
+
+def test_inplace_lesson_ends_with_pytorchs_error() -> None:
+    session = _session("inplace")
+    session.step(by="end")
+    error = session.state()["error"]
+    assert error["type"] == "RuntimeError"
+    assert "modified by an inplace operation" in error["message"]
+    session.close()
+
+
+@pytest.mark.parametrize("lesson_id", ["autograd", "custom_function", "dynamic_net", "optim"])
+def test_seek_replays_identical_states(lesson_id: str) -> None:
+    session = _session(lesson_id)
+    try:
+        session.step(by="iteration", count=2)
+        session.step(by="phase", count=3)
+        session.step(by="event", count=3)
+        here = session.cursor
+        state, graph = session.state(), session.graph()
+        session.step(by="end")
+        session.seek(cursor=here)
+        assert session.state() == state
+        assert session.graph() == graph
+        session.seek(cursor=0)
+        assert session.cursor == 0
+        session.seek(cursor=here)
+        assert session.state() == state
+        session.seek(cursor=10**9)
+        assert session.done
+    finally:
+        session.close()
+
+
+def test_iteration_step_stops_at_the_loop_body() -> None:
+    session = _session("autograd")
+    lesson = get_lesson("autograd")
+    assert session.state()["iteration"] == -1
+    for t in range(3):
+        session.step(by="iteration")
+        state = session.state()
+        assert state["line"] == lesson.loop_body_line
+        assert state["iteration"] == t
+        assert len(state["losses"]) == t
+    session.close()
+
+
+def test_phase_steps_follow_the_tags() -> None:
+    session = _session("autograd")
+    lesson = get_lesson("autograd")
+    phases = []
+    while len(phases) < 6:
+        session.step(by="phase")
+        state = session.state()
+        assert lesson.phases[state["line"]] == state["phase"]
+        phases.append(state["phase"])
+    assert phases == ["forward", "loss", "backward", "update", "zero_grad", "forward"]
+    session.close()
+
+
+_DOT_NODE = re.compile(r'(\d+) \[label=(?:"([^"]*)"|([^\s\]]+))(?: fillcolor=(\w+))?\]')
+_DOT_EDGE = re.compile(r"(\d+) -> (\d+)( \[dir=none\])?")
+
+
+def _torchviz_structure(session: Session) -> tuple[list[str], int, int]:
+    """Function names, leaf count and graph edges (no root or saved edges) of make_dot."""
+    scope = session._run.scope
+    roots = [v for v in scope.values() if isinstance(v, torch.Tensor) and v.grad_fn is not None]
+    body = "".join(torchviz.make_dot(tuple(roots)).body)
+    colours = {m[0]: m[3] for m in _DOT_NODE.findall(body)}
+    functions = sorted(m[2] or m[1] for m in _DOT_NODE.findall(body) if not m[3])
+    leaves = sum(c == "lightblue" for c in colours.values())
+    edges = [
+        (a, b)
+        for a, b, plain in _DOT_EDGE.findall(body)
+        if not plain and colours.get(b) != "darkolivegreen1"
+    ]
+    return functions, leaves, len(edges)
+
+
+@pytest.mark.parametrize("lesson_id", ["autograd", "custom_function", "nn", "dynamic_net"])
+def test_graph_matches_torchviz_before_backward(lesson_id: str) -> None:
+    session = _session(lesson_id)
+    try:
+        session.step(by="iteration", count=2)
+        while session.state()["phase"] != "backward":
+            session.step(by="line")
+        graph = session.graph()
+        functions = sorted(
+            n["name"].removeprefix("torch::autograd::")
+            for n in graph["nodes"]
+            if n["kind"] == "function"
+        )
+        torchviz_functions, torchviz_leaves, torchviz_edges = _torchviz_structure(session)
+        assert functions == torchviz_functions
+        assert sum(n["kind"] == "leaf" for n in graph["nodes"]) == torchviz_leaves
+        to_outputs = sum(e["target"].startswith("out:") for e in graph["edges"])
+        assert len(graph["edges"]) - to_outputs == torchviz_edges
+        ids = [n["id"] for n in graph["nodes"]]
+        assert len(ids) == len(set(ids))
+        assert {e["source"] for e in graph["edges"]} | {e["target"] for e in graph["edges"]} <= set(ids)
+    finally:
+        session.close()
+
+
+def test_node_ids_are_stable_and_replayable() -> None:
+    first, second = _session("autograd"), _session("autograd")
+    try:
+        first.step(by="phase", count=3)
+        ids = {n["id"]: n["name"] for n in first.graph()["nodes"]}
+        first.step(by="event", count=2)
+        later = {n["id"]: n["name"] for n in first.graph()["nodes"]}
+        assert all(later[i] == name for i, name in ids.items() if i in later)
+        second.step(by="phase", count=3)
+        assert {n["id"]: n["name"] for n in second.graph()["nodes"]} == ids
+    finally:
+        first.close()
+        second.close()
+
+
+def test_saved_tensor_versions_and_staleness() -> None:
+    session = _session("autograd")
+    try:
+        while session.state()["phase"] != "update":
+            session.step(by="line")
+        session.step(by="line", count=3)  # both in-place updates have run
+        graph = session.graph()
+        saved = [s for n in graph["nodes"] for s in n["saved"]]
+        assert saved, "MmBackward0 saves its inputs"
+        stale = [s for s in saved if s["stale"]]
+        assert stale and all(s["version_now"] > s["version_saved"] for s in stale)
+        assert all(n["executed"] for n in graph["nodes"] if n["kind"] == "function")
+    finally:
+        session.close()
+
+
+def test_dynamic_net_counts_gradients_of_the_shared_layer() -> None:
+    import random
+
+    session = _session("dynamic_net")
+    rng = random.Random(0)
+    try:
+        for _ in range(4):
+            depth = rng.randint(0, 3)
+            session.step(by="iteration")
+            while session.state()["phase"] != "backward":
+                session.step(by="line")
+            graph = session.graph()
+            leaf = next(n for n in graph["nodes"] if n["name"] == "model.middle_linear.weight")
+            feeds = [e["target"] for e in graph["edges"] if e["source"] == leaf["id"]]
+            if depth == 0:
+                assert feeds == []  # unused this pass: no AccumulateGrad in the graph
+                continue
+            (acc_id,) = feeds
+            acc = next(n for n in graph["nodes"] if n["id"] == acc_id)
+            assert acc["grad_count"] == depth
+    finally:
+        session.close()
+
+
+def test_torchviz_export_and_freed_graph() -> None:
+    session = _session("autograd")
+    try:
+        while session.state()["phase"] != "backward":
+            session.step(by="line")
+        assert "MmBackward0" in session.torchviz_dot()
+        session.step(by="line")
+        with pytest.raises(GraphFreedError):
+            session.torchviz_dot()
+    finally:
+        session.close()
+
+
+def test_tensor_detail_and_unknown_names() -> None:
+    session = _session("autograd")
+    try:
+        session.step(by="phase", count=4)
+        detail = session.tensor("w1")
+        assert len(detail["preview"]) == 8 and len(detail["preview"][0]) == 8
+        assert sum(detail["histogram"]["counts"]) == 20 * 10
+        assert len(detail["histogram"]["edges"]) == 33
+        assert session.tensor("w1.grad")["shape"] == [20, 10]
+        for name in ("nope", "__builtins__", "w1.grad.grad", "../w1"):
+            with pytest.raises(KeyError):
+                session.tensor(name)
+    finally:
+        session.close()
+
+
+def test_close_ends_the_worker_thread() -> None:
+    import threading
+
+    before = threading.active_count()
+    sessions = [_session("autograd") for _ in range(3)]
+    for s in sessions:
+        s.step(by="phase", count=3)  # parked inside the program
+        assert s._run.parked
+    for s in sessions:
+        s.close()
+        assert not s._run.parked
+    assert threading.active_count() <= before + 3  # pooled workers may stay, idle
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    lesson_id=st.sampled_from(list(LESSONS)),
+    seed=st.integers(0, 2**32 - 1),
+    steps=st.lists(
+        st.tuples(st.sampled_from(STEP_KINDS[:-1] + ("seek",)), st.integers(1, 40)),
+        max_size=12,
+    ),
+)
+def test_random_step_sequences(lesson_id: str, seed: int, steps: list[tuple[str, int]]) -> None:
+    session = _session(lesson_id, seed=seed, iterations=2)
+    try:
+        for by, count in steps:
+            before = session.cursor
+            if by == "seek":
+                session.seek(cursor=count)
+                assert session.cursor == count or session.done
+            else:
+                session.step(by=by, count=count)
+                assert session.cursor >= before
+                assert session.cursor > before or session.done
+            state = session.state()
+            assert state["event"]["kind"] in EVENT_KINDS
+            assert state["phase"] in {"setup", "forward", "loss", "backward", "update", "zero_grad", "done"}
+            assert session.graph()["kind"] in {"autograd", "static", "none"}
+    finally:
+        session.close()
