@@ -68,11 +68,11 @@ def explorer(request: Request, lesson: str) -> Any:
     try:
         found = get_lesson(lesson)
     except KeyError:
-        context = {"lesson_id": lesson, "lessons": list(LESSONS.values())}
-        return _page(request, "not_found.html", context, status=404)
+        missing = {"lesson_id": lesson, "lessons": list(LESSONS.values())}
+        return _page(request, "not_found.html", missing, status=404)
     ids = list(LESSONS)
     position = ids.index(found.id)
-    context = {
+    context: dict[str, Any] = {
         "lesson": found,
         "lines": highlighted_lines(found.id),
         "fields": _form_fields(found),

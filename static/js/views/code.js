@@ -51,7 +51,9 @@ export function render(state, { lang, iterations }) {
   chip.className = `chip phase-chip phase-${phase}`;
   /** The training loop's counter t of the iteration in progress, out of `iterations`. */
   field(panel, "iteration").textContent =
-    state.iteration < 0 ? `before the loop · ${int(iterations)} iterations` : `t = ${int(state.iteration)} of 0…${int(iterations - 1)}`;
+    state.iteration < 0
+      ? `before the loop · ${int(iterations)} iterations`
+      : `t = ${int(state.iteration)} · iteration ${int(state.iteration + 1)} of ${int(iterations)}`;
 
   renderNote(line, lang, state.done);
 }

@@ -52,6 +52,22 @@ function data() {
   return [xs, ys];
 }
 
+/**
+ * Labels of the loss axis with just enough digits to tell neighbouring ticks apart.
+ * @param {number[]} ticks
+ */
+function tickLabels(ticks) {
+  const shown = ticks.filter(Number.isFinite);
+  const step = shown.length > 1 ? Math.abs(shown[1] - shown[0]) : 1;
+  const top = Math.max(0, ...shown.map(Math.abs));
+  const wide = scale === "log" || top >= 1e6 || (top > 0 && top < 1e-3);
+  const decimals = Math.min(8, Math.max(0, -Math.floor(Math.log10(step || 1))));
+  return ticks.map((t) => {
+    if (!Number.isFinite(t)) return "";
+    return wide ? num(t) : t.toFixed(decimals).replace("-", "−");
+  });
+}
+
 function width() {
   return Math.max(box.clientWidth, 200);
 }
@@ -82,7 +98,7 @@ function rebuild() {
       },
       axes: [
         { ...axis, label: "iteration t", labelSize: 18, labelFont: axis.font },
-        { ...axis, size: 58, values: (_, ticks) => ticks.map((t) => num(t)) },
+        { ...axis, size: 62, values: (_, ticks) => tickLabels(ticks) },
       ],
       series: [
         {},

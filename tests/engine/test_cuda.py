@@ -1,0 +1,69 @@
+"""The explorer on CUDA: backward runs in the engine's device thread.
+
+There ``sys.settrace`` is not active, so node events must come from node hooks
+alone, and pausing inside backward parks the device thread. Skipped without a GPU.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from app.engine.session import Session
+from app.lessons.plain import run_plain
+from app.lessons.registry import LESSONS, get_lesson
+
+pytestmark = [
+    pytest.mark.cuda,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
+]
+
+SMALL = {"N": 16, "D_in": 32, "H": 16, "D_out": 4, "iterations": 3, "device": "cuda"}
+
+
+def _config(lesson_id: str) -> dict[str, object]:
+    lesson = get_lesson(lesson_id)
+    config = dict(lesson.defaults)
+    config.update({k: v for k, v in SMALL.items() if k in lesson.fields})
+    return config
+
+
+@pytest.mark.parametrize("lesson_id", list(LESSONS))
+@pytest.mark.parametrize("by", ["end", "event"])
+def test_cuda_runs_equal_plain_cuda_runs(lesson_id: str, by: str) -> None:
+    config = _config(lesson_id)
+    session = Session(id="cuda", lesson=get_lesson(lesson_id), config=config)
+    try:
+        nodes = 0
+        while not session.done:
+            session.step(by=by)
+            nodes += session.state()["event"]["kind"] == "node"
+        plain = run_plain(lesson_id, config)
+        assert session._run.scope["losses"] == plain["losses"]
+        state = session.state()
+        if "__error__" in plain:
+            assert state["error"]["type"] == type(plain["__error__"]).__name__
+        if by == "event" and lesson_id not in ("numpy", "tensors", "static_graph"):
+            assert nodes > 0, "node events are recorded from the device thread"
+        for name, summary in state["variables"].items():
+            if summary["device"] != "cpu":
+                assert summary["device"].startswith("cuda"), name
+    finally:
+        session.close()
+
+
+def test_pause_inside_cuda_backward_and_close() -> None:
+    session = Session(id="cuda", lesson=get_lesson("custom_function"), config=_config("custom_function"))
+    try:
+        while session.state()["event"]["kind"] != "node":
+            session.step(by="event")
+        graph = session.graph()
+        assert graph["focus"] is not None
+        assert any(n["executed"] for n in graph["nodes"])
+        assert not all(n["executed"] for n in graph["nodes"] if n["kind"] == "function")
+    finally:
+        session.close()  # unwinds the parked device thread
+    again = Session(id="cuda2", lesson=get_lesson("autograd"), config=_config("autograd"))
+    again.step(by="end")
+    assert len(again.state()["losses"]) == SMALL["iterations"]
+    again.close()
