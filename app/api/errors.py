@@ -95,7 +95,7 @@ async def _on_http(request: Request, exc: Exception) -> JSONResponse:
         detail = "the request body is not valid JSON (it must be UTF-8 text)"
         return error_response(status.HTTP_422_UNPROCESSABLE_CONTENT, detail)
     if exc.status_code == status.HTTP_404_NOT_FOUND and detail == "Not Found":
-        detail = f"there is no {request.url.path}; the API is described at /docs"
+        detail = f"nothing is served at {request.url.path}; the API is described at /docs"
     elif exc.status_code == status.HTTP_405_METHOD_NOT_ALLOWED:
         allowed = (exc.headers or {}).get("Allow", "")
         detail = f"{request.method} is not allowed on {request.url.path}; use {allowed}"

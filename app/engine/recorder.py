@@ -14,6 +14,7 @@ Two instruments, both allowed by the design's "observe, never alter" rule:
 from __future__ import annotations
 
 import itertools
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -27,6 +28,7 @@ __all__ = ["NodeRecord", "NodeRegistry", "Pacer", "Recorder", "SavedRecord"]
 # NOTE: these are the entry points into the autograd engine. The recorder
 # hooks the graph below their roots for the duration of the call only.
 _BACKWARD_FUNCS = frozenset({torch.Tensor.backward, torch.autograd.backward, torch.autograd.grad})
+_ATTRIBUTE_READS = (type(torch.Tensor.grad), type(torch.Tensor.grad.__get__))
 
 
 @dataclass
@@ -281,48 +283,69 @@ class Recorder(TorchFunctionMode):
         kwargs = kwargs or {}
         if func in _BACKWARD_FUNCS:
             return self._backward(func, args, kwargs)
-        out = func(*args, **kwargs)
-        if type(func).__name__ in ("getset_descriptor", "method-wrapper"):
-            return out  # attribute reads such as `.grad` are not ops
-        tensor = _first_tensor(out)
-        if tensor is not None:
-            grad_fn = tensor.grad_fn
-            record = None
-            if grad_fn is not None:
-                record = self.registry.add(grad_fn, list(tensor.shape))
-            self.on_op(_op_name(func, self._names), record)
-        return out
+        # NOTE: nothing inside a forward op calls back into lesson code (an
+        # autograd.Function's apply does not come through here), so the line
+        # tracer is switched off for the op and for the recording: the torch
+        # internals and this module's helpers then cost no trace calls.
+        trace = sys.gettrace()
+        sys.settrace(None)
+        try:
+            out = func(*args, **kwargs)
+            if type(func) in _ATTRIBUTE_READS:
+                return out  # attribute reads such as `.grad` are not ops
+            tensor = _first_tensor(out)
+            if tensor is not None:
+                grad_fn = tensor.grad_fn
+                record = None
+                if grad_fn is not None:
+                    record = self.registry.add(grad_fn, list(tensor.shape))
+                self.on_op(_op_name(func, self._names), record)
+            return out
+        finally:
+            sys.settrace(trace)
 
     def _backward(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        records = [self.registry.add(n) for n in _graph_nodes(_backward_roots(func, args, kwargs))]
-        # NOTE: when no pause can fall inside this call, node hooks would only
-        # count events; the engine runs every node exactly once, so count them
-        # in one go and keep backward at full speed (checked against hooks in
-        # tests/engine/test_session.py).
-        if _can_batch(func, args, kwargs, records) and not self.pacer.may_pause_within(
-            len(records), lines=False
-        ):
-            for record in records:
-                record.executed = False
-            out = func(*args, **kwargs)
-            for record in records:
-                record.executed = True
-                record.grad_inputs = record.grad_outputs = ()
-            self.pacer.skip_events(len(records))
-            return out
-        handles = []
-        for record in records:
-            record.executed = False
-
-            def hook(grad_inputs, grad_outputs, record=record):  # type: ignore[no-untyped-def]
-                record.executed = True
-                record.grad_inputs = grad_inputs
-                record.grad_outputs = grad_outputs
-                self.on_node(record)
-
-            handles.append(record.node.register_hook(hook))
+        # The engine may run lesson code (a custom Function's backward), so the
+        # tracer stays on for the call itself, and only for it.
+        trace = sys.gettrace()
+        sys.settrace(None)
         try:
-            return func(*args, **kwargs)
+            records = [self.registry.add(n) for n in _graph_nodes(_backward_roots(func, args, kwargs))]
+            # NOTE: when no pause can fall inside this call, node hooks would only
+            # count events; the engine runs every node exactly once, so count them
+            # in one go and keep backward at full speed (checked against hooks in
+            # tests/engine/test_session.py).
+            if _can_batch(func, args, kwargs, records) and not self.pacer.may_pause_within(
+                len(records), lines=False
+            ):
+                for record in records:
+                    record.executed = False
+                sys.settrace(trace)
+                out = func(*args, **kwargs)
+                sys.settrace(None)
+                for record in records:
+                    record.executed = True
+                    record.grad_inputs = record.grad_outputs = ()
+                self.pacer.skip_events(len(records))
+                return out
+            handles = [self._hook(record) for record in records]
+            try:
+                sys.settrace(trace)
+                return func(*args, **kwargs)
+            finally:
+                sys.settrace(None)
+                for handle in handles:
+                    handle.remove()
         finally:
-            for handle in handles:
-                handle.remove()
+            sys.settrace(trace)
+
+    def _hook(self, record: NodeRecord) -> Any:
+        record.executed = False
+
+        def hook(grad_inputs: tuple[Any, ...], grad_outputs: tuple[Any, ...]) -> None:
+            record.executed = True
+            record.grad_inputs = grad_inputs
+            record.grad_outputs = grad_outputs
+            self.on_node(record)
+
+        return record.node.register_hook(hook)

@@ -4,7 +4,8 @@ Records (`app.engine.records`, SQLite or Redis) are the truth: a live `Session` 
 cache of one, and a session that is not live (never opened by this process, evicted,
 or from before a restart) is rebuilt by replay, `Session(...)` then
 `seek(cursor=record.cursor)`. Runs are deterministic, so the rebuilt session shows the
-same numbers."""
+same numbers.
+"""
 
 from __future__ import annotations
 

@@ -53,7 +53,9 @@ def test_cuda_runs_equal_plain_cuda_runs(lesson_id: str, by: str) -> None:
 
 
 def test_pause_inside_cuda_backward_and_close() -> None:
-    session = Session(id="cuda", lesson=get_lesson("custom_function"), config=_config("custom_function"))
+    session = Session(
+        id="cuda", lesson=get_lesson("custom_function"), config=_config("custom_function")
+    )
     try:
         while session.state()["event"]["kind"] != "node":
             session.step(by="event")

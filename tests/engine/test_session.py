@@ -93,7 +93,10 @@ def test_explorer_computes_what_the_plain_program_computes(
         if plain_error is None:
             assert state["error"] is None
         else:
-            assert state["error"] == {"type": type(plain_error).__name__, "message": str(plain_error)}
+            assert state["error"] == {
+                "type": type(plain_error).__name__,
+                "message": str(plain_error),
+            }
         assert state["done"] and state["phase"] == "done" and state["event"]["kind"] == "end"
     finally:
         session.close()
@@ -259,7 +262,9 @@ def test_graph_matches_torchviz_before_backward(lesson_id: str) -> None:
         assert len(graph["edges"]) - to_outputs == torchviz_edges
         ids = [n["id"] for n in graph["nodes"]]
         assert len(ids) == len(set(ids))
-        assert {e["source"] for e in graph["edges"]} | {e["target"] for e in graph["edges"]} <= set(ids)
+        assert {e["source"] for e in graph["edges"]} | {e["target"] for e in graph["edges"]} <= set(
+            ids
+        )
     finally:
         session.close()
 
@@ -385,7 +390,15 @@ def test_random_step_sequences(lesson_id: str, seed: int, steps: list[tuple[str,
                 assert session.cursor > before or session.done
             state = session.state()
             assert state["event"]["kind"] in EVENT_KINDS
-            assert state["phase"] in {"setup", "forward", "loss", "backward", "update", "zero_grad", "done"}
+            assert state["phase"] in {
+                "setup",
+                "forward",
+                "loss",
+                "backward",
+                "update",
+                "zero_grad",
+                "done",
+            }
             assert session.graph()["kind"] in {"autograd", "static", "none"}
     finally:
         session.close()

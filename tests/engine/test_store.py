@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import threading
+import weakref
 
 import pytest
 
@@ -189,3 +191,20 @@ def test_work_slots_bound_concurrent_work(make_store):
         for thread in threads:
             thread.join()
     assert store.step(session_id, by="event", count=1)["cursor"] == 1
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="app/engine/tracer.py _Worker.run keeps its finished task (Run._main) in a local "
+    "while it waits for the next one: the run and all its tensors stay alive",
+)
+def test_deleted_sessions_free_their_tensors(make_store):
+    store = make_store()
+    session_id = _create(store)["id"]
+    store.step(session_id, by="end", count=1)
+    run = weakref.ref(store._live[session_id].session._run)
+
+    store.delete(session_id)
+    gc.collect()
+
+    assert run() is None

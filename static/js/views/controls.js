@@ -63,6 +63,15 @@ export function render(state) {
 }
 
 /**
+ * Say why nothing runs yet (no session: its config was refused).
+ * @param {string} text
+ */
+export function idle(text) {
+  field(statusBox, "event").textContent = text;
+  statusBox.dataset.cursor = "";
+}
+
+/**
  * One phrase for the current event.
  * @param {Object} state
  */

@@ -28,6 +28,9 @@ export function bind({ onSelect }) {
     const group = event.target.closest?.("g.node");
     if (group) onSelect(group.id);
   });
+  panel.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && !info.hidden) onSelect(null);
+  });
   box.addEventListener("keydown", (event) => {
     const group = event.target.closest?.("g.node");
     if (group && (event.key === "Enter" || event.key === " ")) {
