@@ -96,14 +96,20 @@ def main() -> None:
     ratio = best_explorer / best_plain
     dims = ", ".join(f"{k}={config[k]}" for k in ("N", "D_in", "H", "D_out", "iterations"))
     print(f"engine benchmark: {lesson.id} on {device} ({dims}), {events} events per run")
-    print(f"{'measure':44s} {'value':>12s}  target")
-    print(f"{'plain program, best of ' + str(args.repeat):44s} {best_plain * 1e3:10.1f} ms")
-    print(f"{'explorer, run to end, best of ' + str(args.repeat):44s} {best_explorer * 1e3:10.1f} ms")
-    print(f"{'ratio explorer / plain':44s} {ratio:11.2f}x  <= {TARGET_RATIO}x")
-    print(f"{'one event step (median of ' + str(len(step_times)) + ')':44s} "
-          f"{statistics.median(step_times) * 1e6:10.1f} us")
-    print(f"{'seek back to the middle (cursor ' + str(middle) + ')':44s} {seek_back * 1e3:10.1f} ms")
-
+    rows = [
+        (f"plain program, best of {args.repeat}", f"{best_plain * 1e3:10.1f} ms", ""),
+        (f"explorer, run to end, best of {args.repeat}", f"{best_explorer * 1e3:10.1f} ms", ""),
+        ("ratio explorer / plain", f"{ratio:11.2f}x", f"<= {TARGET_RATIO}x"),
+        (
+            f"one event step (median of {len(step_times)})",
+            f"{statistics.median(step_times) * 1e6:10.1f} us",
+            "",
+        ),
+        (f"seek back to the middle (cursor {middle})", f"{seek_back * 1e3:10.1f} ms", ""),
+    ]
+    print(f"{'measure':44s} {'value':>13s}  target")
+    for name, value, target in rows:
+        print(f"{name:44s} {value:>13s}  {target}")
 
 if __name__ == "__main__":
     main()

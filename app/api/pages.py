@@ -30,18 +30,19 @@ TEMPLATES_DIR = ROOT / "templates"
 router = APIRouter(tags=["pages"], include_in_schema=False)
 templates = Jinja2Templates(directory=TEMPLATES_DIR)
 
-#: Labels and input hints of the config form, in display order (CONFIG_FIELDS).
-FIELD_HINTS: dict[str, tuple[str, str]] = {
-    "N": ("N", "batch size: rows of x and y"),
-    "D_in": ("D_in", "input features"),
-    "H": ("H", "hidden units"),
-    "D_out": ("D_out", "output features"),
-    "learning_rate": ("learning rate", "step size of each update"),
-    "iterations": ("iterations", "passes of the training loop"),
-    "device": ("device", "where the tensors live"),
-    "seed": ("seed", "random seed of the data and weights"),
-    "zero_grad": ("zero_grad", "clear .grad after each update"),
-    "momentum": ("momentum", "SGD momentum"),
+#: The hint under each input of the config form (labelled with the setting's own name,
+#: as the lesson's code and the API's messages call it).
+FIELD_HINTS: dict[str, str] = {
+    "N": "batch size: rows of x and y",
+    "D_in": "input features",
+    "H": "hidden units",
+    "D_out": "output features",
+    "learning_rate": "step size of each update",
+    "iterations": "passes of the training loop",
+    "device": "where the tensors live",
+    "seed": "random seed of the data and weights",
+    "zero_grad": "clear .grad after each update",
+    "momentum": "SGD momentum",
 }
 
 
@@ -91,7 +92,6 @@ def _form_fields(lesson: Lesson) -> list[dict[str, Any]]:
         if name not in lesson.fields:
             continue
         default = lesson.defaults[name]
-        label, hint = FIELD_HINTS[name]
         if isinstance(default, bool):
             kind = "checkbox"
         elif name == "device":
@@ -100,9 +100,7 @@ def _form_fields(lesson: Lesson) -> list[dict[str, Any]]:
             kind = "integer"
         else:
             kind = "number"
-        fields.append(
-            {"name": name, "label": label, "hint": hint, "kind": kind, "default": default}
-        )
+        fields.append({"name": name, "hint": FIELD_HINTS[name], "kind": kind, "default": default})
     return fields
 
 

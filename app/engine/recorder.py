@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import sys
+import types
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -28,7 +29,7 @@ __all__ = ["NodeRecord", "NodeRegistry", "Pacer", "Recorder", "SavedRecord"]
 # NOTE: these are the entry points into the autograd engine. The recorder
 # hooks the graph below their roots for the duration of the call only.
 _BACKWARD_FUNCS = frozenset({torch.Tensor.backward, torch.autograd.backward, torch.autograd.grad})
-_ATTRIBUTE_READS = (type(torch.Tensor.grad), type(torch.Tensor.grad.__get__))
+_ATTRIBUTE_READS = (types.GetSetDescriptorType, types.MethodWrapperType)
 
 
 @dataclass
@@ -279,7 +280,7 @@ class Recorder(TorchFunctionMode):
         self.pacer = pacer
         self._names: dict[Any, str] = {}
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+    def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         if func in _BACKWARD_FUNCS:
             return self._backward(func, args, kwargs)
@@ -310,7 +311,9 @@ class Recorder(TorchFunctionMode):
         trace = sys.gettrace()
         sys.settrace(None)
         try:
-            records = [self.registry.add(n) for n in _graph_nodes(_backward_roots(func, args, kwargs))]
+            records = [
+                self.registry.add(n) for n in _graph_nodes(_backward_roots(func, args, kwargs))
+            ]
             # NOTE: when no pause can fall inside this call, node hooks would only
             # count events; the engine runs every node exactly once, so count them
             # in one go and keep backward at full speed (checked against hooks in

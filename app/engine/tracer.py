@@ -271,9 +271,8 @@ class Run:
             self._emit(Event("line", line, None, None))
         elif event == "exception":
             self._pending_error = arg[1]
-        elif event == "return":
-            if self.frames and self.frames[-1] is frame:
-                self.frames.pop()
+        elif event == "return" and self.frames and self.frames[-1] is frame:
+            self.frames.pop()
         return self._trace_local
 
     def _on_op(self, name: str, record: NodeRecord | None) -> None:

@@ -372,7 +372,7 @@ def test_close_ends_the_worker_thread() -> None:
     lesson_id=st.sampled_from(list(LESSONS)),
     seed=st.integers(0, 2**32 - 1),
     steps=st.lists(
-        st.tuples(st.sampled_from(STEP_KINDS[:-1] + ("seek",)), st.integers(1, 40)),
+        st.tuples(st.sampled_from((*STEP_KINDS[:-1], "seek")), st.integers(1, 40)),
         max_size=12,
     ),
 )
