@@ -111,5 +111,6 @@ def main() -> None:
     for name, value, target in rows:
         print(f"{name:44s} {value:>13s}  {target}")
 
+
 if __name__ == "__main__":
     main()
