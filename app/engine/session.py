@@ -9,7 +9,12 @@ from typing import Any
 import torch
 
 from app.engine.graph import build_graph
-from app.engine.snapshot import optimizer_state, scope_tensors, tensor_detail, tensor_summary
+from app.engine.snapshot import (
+    SummaryCache,
+    optimizer_state,
+    scope_tensors,
+    tensor_detail,
+)
 from app.engine.tracer import STEP_KINDS, LessonProgram, Run
 from app.lessons.plain import lesson_globals
 from app.lessons.registry import Lesson
@@ -58,6 +63,7 @@ class Session:
         self.lesson = lesson
         self.config = dict(config)
         self._program = program_for(lesson)
+        self._summaries = SummaryCache()
         self._run = self._new_run()
 
     def _new_run(self) -> Run:
@@ -103,9 +109,7 @@ class Session:
             "line": None if run.done else event.line,
             "event": event._asdict(),
             "losses": [_loss(v) for v in run.scope.get("losses", [])],
-            "variables": {
-                name: tensor_summary(value) for name, value in scope_tensors(run).items()
-            },
+            "variables": self._summaries.summaries(scope_tensors(run)),
             "optimizer": optimizer_state(run),
             "error": dict(run.error) if run.error else None,
         }

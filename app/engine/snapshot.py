@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from app.engine.tracer import Run
 
 __all__ = [
+    "SummaryCache",
     "optimizer_state",
     "scope_tensors",
     "tensor_detail",
@@ -72,6 +73,44 @@ def tensor_summary(value: torch.Tensor | np.ndarray) -> dict[str, Any]:
             "stats": _stats(value),
             "grad": tensor_summary(grad) if grad is not None else None,
         }
+
+
+class SummaryCache:
+    """Summaries of torch tensors, reused while nothing they show can have changed.
+
+    A tensor's values change only through ops that bump its version counter,
+    so (version, requires_grad, grad_fn, grad and its version) identify a
+    summary. NumPy arrays have no version counter and are summarised each time.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[int, tuple[tuple[Any, ...], tuple[int, ...], dict[str, Any]]] = {}
+
+    def summaries(self, values: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        """Summaries of ``values`` by name; forgets tensors no longer asked for."""
+        entries: dict[int, tuple[tuple[Any, ...], tuple[int, ...], dict[str, Any]]] = {}
+        out: dict[str, dict[str, Any]] = {}
+        for name, value in values.items():
+            if not isinstance(value, torch.Tensor):
+                out[name] = tensor_summary(value)
+                continue
+            grad = value.grad if value.is_leaf else None
+            # The referenced objects are kept with the entry, so their ids stay theirs.
+            refs = (value, value.grad_fn, grad)
+            key = (
+                value._version,
+                value.requires_grad,
+                id(value.grad_fn),
+                id(grad),
+                grad._version if grad is not None else -1,
+            )
+            entry = self._entries.get(id(value))
+            if entry is None or entry[0][0] is not value or entry[1] != key:
+                entry = (refs, key, tensor_summary(value))
+            entries[id(value)] = entry
+            out[name] = entry[2]
+        self._entries = entries
+        return out
 
 
 def _nested(values: torch.Tensor) -> Any:

@@ -136,6 +136,7 @@ class _Worker(threading.Thread):
             # its `with` exits (torch.no_grad() among them): its thread-local
             # state is not trusted again, the thread ends with it.
             clean = task() if task is not None else True
+            del task  # an idle worker must not keep its last run (and its tensors) alive
             if not clean or not self._pool._done(self):
                 return
 

@@ -193,11 +193,6 @@ def test_work_slots_bound_concurrent_work(make_store):
     assert store.step(session_id, by="event", count=1)["cursor"] == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="app/engine/tracer.py _Worker.run keeps its finished task (Run._main) in a local "
-    "while it waits for the next one: the run and all its tensors stay alive",
-)
 def test_deleted_sessions_free_their_tensors(make_store):
     store = make_store()
     session_id = _create(store)["id"]

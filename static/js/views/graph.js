@@ -52,7 +52,8 @@ export function bind({ onSelect }) {
     }
   });
   new ResizeObserver(() => {
-    if (!panZoom) return;
+    // A zero-sized panel (mid-layout, or hidden) would give svg-pan-zoom a zoom of 0.
+    if (!panZoom || !box.clientWidth || !box.clientHeight) return;
     programmatic(() => panZoom.resize());
     if (!userMoved) fit();
   }).observe(box);
@@ -167,7 +168,7 @@ function programmatic(action) {
 }
 
 function fit() {
-  if (!panZoom) return;
+  if (!panZoom || !box.clientWidth || !box.clientHeight) return;
   programmatic(() => {
     panZoom.updateBBox();
     panZoom.fit();

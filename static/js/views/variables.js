@@ -61,7 +61,7 @@ function row(name, t, before, selected) {
       h(
         "span",
         { class: "var-name" },
-        h("button", { type: "button", class: "link", "aria-expanded": String(name === selected), text: name }),
+        h("button", { type: "button", class: "link", "aria-expanded": String(name === selected) }, ...breakable(name)),
         any ? h("span", { class: "changed-mark", title: `changed: ${what}` }, h("span", { class: "sr-only", text: `changed: ${what}` })) : null,
       ),
       /** Element type (torch.float32, or float64 for NumPy arrays) and where the tensor lives. */
@@ -80,7 +80,12 @@ function row(name, t, before, selected) {
   );
 }
 
+/** A dotted name (model.0.weight) as text with line-break opportunities after the dots. */
+function breakable(name) {
+  return name.split(/(?<=\.)/).flatMap((part, i) => (i ? [h("wbr"), part] : [part]));
+}
+
 function sameStats(a, b) {
-  if (!a || !b) return a === b || (!a && !b);
+  if (!a || !b) return !a && !b;
   return a.norm === b.norm && a.mean === b.mean && a.min === b.min && a.max === b.max;
 }
