@@ -274,6 +274,9 @@ class Run:
             self._pending_error = arg[1]
         elif event == "return" and self.frames and self.frames[-1] is frame:
             self.frames.pop()
+            if self.frames:
+                # Back in the caller: later ops and nodes belong to its line.
+                self._line = self.frames[-1].f_lineno
         return self._trace_local
 
     def _on_op(self, name: str, record: NodeRecord | None) -> None:

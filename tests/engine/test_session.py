@@ -402,3 +402,33 @@ def test_random_step_sequences(lesson_id: str, seed: int, steps: list[tuple[str,
             assert session.graph()["kind"] in {"autograd", "static", "none"}
     finally:
         session.close()
+
+
+def test_custom_backward_lines_are_stepped_and_nodes_keep_the_callers_line() -> None:
+    lesson = get_lesson("custom_function")
+    lines = lesson.source.splitlines()
+    backward_call = next(
+        i for i, text in enumerate(lines, 1) if "loss.backward()" in text and "#" not in text
+    )
+    session = _session("custom_function")
+    events = []
+    try:
+        while session.state()["line"] != backward_call:
+            session.step(by="line")
+        while True:
+            session.step(by="event")
+            state = session.state()
+            leaving = (
+                state["line"] != backward_call and lesson.phases.get(state["line"]) != "backward"
+            )
+            if state["event"]["kind"] == "line" and leaving:
+                break
+            events.append((state["event"]["kind"], state["event"]["line"], state["phase"]))
+    finally:
+        session.close()
+    custom_lines = {line for kind, line, _ in events if kind == "line"}
+    assert custom_lines, "the custom backward's own lines are line events"
+    assert all("ctx" in lines[n - 1] or "grad" in lines[n - 1] for n in custom_lines)
+    nodes = [(line, phase) for kind, line, phase in events if kind == "node"]
+    assert nodes[-1][0] == backward_call  # after MyReLU.backward returned
+    assert all(phase == "backward" for _, _, phase in events)
