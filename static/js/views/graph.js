@@ -8,7 +8,8 @@ const panel = /** @type {HTMLElement} */ (document.querySelector(".graph-panel")
 const box = /** @type {HTMLElement} */ (panel.querySelector('[data-testid="graph"]'));
 const info = /** @type {HTMLElement} */ (panel.querySelector(".node-info"));
 
-/** The markup on screen, to skip re-parsing an unchanged SVG. */
+/** The markup on screen without its class attributes, to skip re-parsing an SVG that
+ * differs only in the node states, which render() sets from the Graph JSON anyway. */
 let shownSvg = "";
 /** @type {Map<string, SVGGElement>} node id → its group in the SVG */
 let groups = new Map();
@@ -74,9 +75,10 @@ export function render(graph, markup, selected) {
   field(panel, "graph-empty").hidden = !empty;
   box.classList.toggle("is-empty", empty);
 
-  if (markup !== null && markup !== shownSvg) {
+  const shape = markup === null ? shownSvg : markup.replace(/ class="[^"]*"/g, "");
+  if (shape !== shownSvg) {
     show(markup);
-    shownSvg = markup;
+    shownSvg = shape;
   }
   const byId = new Map(graph.nodes.map((node) => [node.id, node]));
   for (const [id, group] of groups) {
