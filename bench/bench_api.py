@@ -11,6 +11,7 @@ so STEPS events never reach the end. Requests alternate between the kinds, so dr
 in the machine's load affects every kind alike.
 
 Run: .venv/bin/python bench/bench_api.py [--steps N]
+(`measure()` returns the times and `start_server()` starts a server, for the other benches.)
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -39,13 +41,16 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _start_server(data_dir: str) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(
+    data_dir: str, env: Mapping[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Start `uvicorn app.main:app` on a free loopback port with `env`'s AGX_ settings."""
     port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AGX_")}
-    env["AGX_DATA_DIR"] = data_dir
+    server_env = {k: v for k, v in os.environ.items() if not k.startswith("AGX_")}
+    server_env.update({"AGX_DATA_DIR": data_dir, **(env or {})})
     command = [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1"]
     command += ["--port", str(port), "--log-level", "warning", "--no-access-log"]
-    server = subprocess.Popen(command, cwd=ROOT, env=env)
+    server = subprocess.Popen(command, cwd=ROOT, env=server_env)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -75,13 +80,10 @@ def _row(name: str, times: list[float], base: float | None) -> str:
     return f"{name:<30} {median:9.3f} {p95:8.3f} {ratio} {over}"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=1000, help="step requests to time")
-    args = parser.parse_args()
-
+def measure(*, steps: int = 1000) -> dict[str, Any]:
+    """Time `steps` requests of each kind on a fresh server; times in ms, per kind."""
     with tempfile.TemporaryDirectory() as data_dir:
-        server, url = _start_server(data_dir)
+        server, url = start_server(data_dir)
         try:
             with httpx.Client(base_url=url, timeout=30) as client:
                 body = {"lesson": "autograd", "config": {"iterations": 500}}
@@ -104,7 +106,7 @@ def main() -> None:
                 for _ in range(50):  # warm up: imports, thread pool, first layouts
                     noop(), step_event(), state(), svg()
                 times: dict[str, list[float]] = {"noop": [], "step": [], "state": [], "svg": []}
-                for _ in range(args.steps):
+                for _ in range(steps):
                     times["noop"].append(_timed(noop))
                     times["step"].append(_timed(step_event))
                     times["state"].append(_timed(state))
@@ -114,17 +116,33 @@ def main() -> None:
         finally:
             server.terminate()
             server.wait(timeout=10)
-
     noop_median = statistics.median(times["noop"])
-    print(f"autograd lesson, seed sizes; {args.steps} requests of each kind, to cursor {cursor}")
+    return {
+        "steps": steps,
+        "cursor": cursor,
+        "times": times,
+        "step_ratio": statistics.median(times["step"]) / noop_median,
+        # The server's own time for a hit: the whole request less a no-op's HTTP round trip.
+        "svg_hit": statistics.median(times["svg"]) - noop_median,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=1000, help="step requests to time")
+    args = parser.parse_args()
+    m = measure(steps=args.steps)
+    times = m["times"]
+    noop_median = statistics.median(times["noop"])
+    print(
+        f"autograd lesson, seed sizes; {args.steps} requests of each kind, to cursor {m['cursor']}"
+    )
     print(f"{'request':<30} {'median ms':>9} {'p95 ms':>8} {'÷ no-op':>8} {'− no-op ms':>9}")
     print(_row("GET /healthz (no-op)", times["noop"], None))
     print(_row("POST …/step {by: event}", times["step"], noop_median))
     print(_row("GET …/{id} (state)", times["state"], noop_median))
     print(_row("GET …/graph.svg (cache hit)", times["svg"], noop_median))
-    step_ratio = statistics.median(times["step"]) / noop_median
-    # The server's own time for a hit: the whole request less a no-op's HTTP round trip.
-    svg_hit = statistics.median(times["svg"]) - noop_median
+    step_ratio, svg_hit = m["step_ratio"], m["svg_hit"]
     print(
         f"step ÷ no-op: {step_ratio:.2f}× (target ≤ {TARGET_STEP_RATIO:g}×) "
         f"{'ok' if step_ratio <= TARGET_STEP_RATIO else 'MISSED'}; "

@@ -25,6 +25,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from playwright.sync_api import sync_playwright
 
@@ -88,13 +89,8 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=50)
-    parser.add_argument("--lesson", default="autograd")
-    parser.add_argument("--query", default="", help="config in the URL, e.g. '?N=8&D_in=16'")
-    args = parser.parse_args()
-
+def measure(*, steps: int = 50, lesson: str = "autograd", query: str = "") -> dict[str, Any]:
+    """Click `Step` `steps` times on a fresh server; return the times (ms) and page errors."""
     with tempfile.TemporaryDirectory() as data_dir:
         server, url = start_server(data_dir)
         try:
@@ -107,13 +103,13 @@ def main() -> int:
                 errors: list[str] = []
                 page.on("pageerror", lambda error: errors.append(str(error)))
                 page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-                page.goto(f"{url}/lessons/{args.lesson}{args.query}")
+                page.goto(f"{url}/lessons/{lesson}{query}")
                 page.wait_for_selector(
                     'main[aria-busy="false"] [data-testid="status"][data-cursor]'
                 )
                 page.evaluate(MEASURE, 3)  # warm-up, not measured
                 page.evaluate("performance.clearMeasures()")
-                times = page.evaluate(MEASURE, args.steps)
+                times = page.evaluate(MEASURE, steps)
                 paints = page.evaluate(
                     "performance.getEntriesByName('agx:paint').map((entry) => entry.duration)"
                 )
@@ -121,18 +117,32 @@ def main() -> int:
         finally:
             server.terminate()
             server.wait(timeout=10)
+    return {
+        "times": times,
+        "paints": paints,
+        "errors": errors,
+        "p50": statistics.median(times),
+        "p95": percentile(times, 0.95),
+    }
 
-    if errors:
-        print("page errors:", *errors, sep="\n  ")
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--lesson", default="autograd")
+    parser.add_argument("--query", default="", help="config in the URL, e.g. '?N=8&D_in=16'")
+    args = parser.parse_args()
+    m = measure(steps=args.steps, lesson=args.lesson, query=args.query)
+    if m["errors"]:
+        print("page errors:", *m["errors"], sep="\n  ")
         return 1
-    p50 = statistics.median(times)
-    p95 = percentile(times, 0.95)
+    times, p50, p95 = m["times"], m["p50"], m["p95"]
     verdict = "met" if p95 <= TARGET_P95_MS else "NOT met"
     print(f"browser step, click → graph and variables repainted: {args.lesson}, {len(times)} steps")
     print(f"  p50 {p50:6.1f} ms")
     print(f"  p95 {p95:6.1f} ms   (target ≤ {TARGET_P95_MS:.0f} ms: {verdict})")
     print(f"  max {max(times):6.1f} ms")
-    dom = statistics.median(paints)
+    dom = statistics.median(m["paints"])
     print(f"  of which DOM work (the views' render, after the responses): p50 {dom:.1f} ms")
     return 0
 

@@ -6,6 +6,8 @@ state. Also prints the cost of one `event` step and of seeking back.
 
     python bench/bench_engine.py [--lesson custom_module] [--iterations 500]
         [--device cpu] [--N 64 --D_in 1000 --H 100 --D_out 10] [--repeat 5]
+
+`measure()` returns the same figures as numbers (bench_all.py uses it).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from collections.abc import Mapping
+from typing import Any
 
 from app.engine.session import Session
 from app.lessons.plain import run_plain
@@ -21,13 +25,9 @@ from app.lessons.registry import get_lesson
 TARGET_RATIO = 1.3
 
 
-def _config(args: argparse.Namespace) -> dict[str, object]:
-    lesson = get_lesson(args.lesson)
-    config = dict(lesson.defaults)
-    for name in ("N", "D_in", "H", "D_out", "iterations", "device"):
-        value = getattr(args, name)
-        if value is not None:
-            config[name] = value
+def _config(lesson_id: str, overrides: Mapping[str, object]) -> dict[str, object]:
+    config = dict(get_lesson(lesson_id).defaults)
+    config.update({name: value for name, value in overrides.items() if value is not None})
     return config
 
 
@@ -38,32 +38,38 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--lesson", default="custom_module")
-    parser.add_argument("--iterations", type=int, default=500)
-    parser.add_argument("--device", default=None)
-    for dim in ("N", "D_in", "H", "D_out"):
-        parser.add_argument(f"--{dim}", type=int, default=None)
-    parser.add_argument("--repeat", type=int, default=5)
-    args = parser.parse_args()
-    lesson = get_lesson(args.lesson)
-    config = _config(args)
-    device = str(config["device"])
+def measure(
+    *,
+    lesson: str = "custom_module",
+    iterations: int = 500,
+    device: str | None = None,
+    dims: Mapping[str, int | None] | None = None,
+    repeat: int = 5,
+    steps: int = 2000,
+) -> dict[str, Any]:
+    """Time `lesson` run plainly and through the explorer, alternated; return the figures.
+
+    Times are in seconds: `plain` and `explorer` are the best of `repeat` runs each,
+    `step` the median of up to `steps` single `event` steps, `seek_back` one seek from
+    the end back to the middle.
+    """
+    program = get_lesson(lesson)
+    config = _config(lesson, {**(dims or {}), "iterations": iterations, "device": device})
+    on = str(config["device"])
 
     def plain() -> float:
-        _sync(device)
+        _sync(on)
         start = time.perf_counter()
-        run_plain(lesson.id, config)
-        _sync(device)
+        run_plain(program.id, config)
+        _sync(on)
         return time.perf_counter() - start
 
     def explorer() -> tuple[float, int]:
-        session = Session(id="bench", lesson=lesson, config=config)
-        _sync(device)
+        session = Session(id="bench", lesson=program, config=config)
+        _sync(on)
         start = time.perf_counter()
         session.step(by="end")
-        _sync(device)
+        _sync(on)
         elapsed = time.perf_counter() - start
         events = session.cursor
         session.close()
@@ -72,14 +78,14 @@ def main() -> None:
     plain()
     explorer()  # warm up both paths (imports, allocator, worker thread)
     plain_times, explorer_times, events = [], [], 0
-    for _ in range(args.repeat):
+    for _ in range(repeat):
         plain_times.append(plain())
         elapsed, events = explorer()
         explorer_times.append(elapsed)
 
-    session = Session(id="bench", lesson=lesson, config=config)
+    session = Session(id="bench", lesson=program, config=config)
     step_times = []
-    for _ in range(2000):
+    for _ in range(steps):
         start = time.perf_counter()
         session.step(by="event")
         step_times.append(time.perf_counter() - start)
@@ -93,19 +99,55 @@ def main() -> None:
     session.close()
 
     best_plain, best_explorer = min(plain_times), min(explorer_times)
-    ratio = best_explorer / best_plain
-    dims = ", ".join(f"{k}={config[k]}" for k in ("N", "D_in", "H", "D_out", "iterations"))
-    print(f"engine benchmark: {lesson.id} on {device} ({dims}), {events} events per run")
+    return {
+        "lesson": program.id,
+        "device": on,
+        "config": config,
+        "repeat": repeat,
+        "events": events,
+        "plain": best_plain,
+        "explorer": best_explorer,
+        "ratio": best_explorer / best_plain,
+        "steps": len(step_times),
+        "step": statistics.median(step_times),
+        "middle": middle,
+        "seek_back": seek_back,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--lesson", default="custom_module")
+    parser.add_argument("--iterations", type=int, default=500)
+    parser.add_argument("--device", default=None)
+    for dim in ("N", "D_in", "H", "D_out"):
+        parser.add_argument(f"--{dim}", type=int, default=None)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    dims = {dim: getattr(args, dim) for dim in ("N", "D_in", "H", "D_out")}
+    m = measure(
+        lesson=args.lesson,
+        iterations=args.iterations,
+        device=args.device,
+        dims=dims,
+        repeat=args.repeat,
+    )
+    config, repeat = m["config"], m["repeat"]
+    dims_text = ", ".join(f"{k}={config[k]}" for k in ("N", "D_in", "H", "D_out", "iterations"))
+    print(
+        f"engine benchmark: {m['lesson']} on {m['device']} ({dims_text}), "
+        f"{m['events']} events per run"
+    )
     rows = [
-        (f"plain program, best of {args.repeat}", f"{best_plain * 1e3:10.1f} ms", ""),
-        (f"explorer, run to end, best of {args.repeat}", f"{best_explorer * 1e3:10.1f} ms", ""),
-        ("ratio explorer / plain", f"{ratio:11.2f}x", f"<= {TARGET_RATIO}x"),
+        (f"plain program, best of {repeat}", f"{m['plain'] * 1e3:10.1f} ms", ""),
+        (f"explorer, run to end, best of {repeat}", f"{m['explorer'] * 1e3:10.1f} ms", ""),
+        ("ratio explorer / plain", f"{m['ratio']:11.2f}x", f"<= {TARGET_RATIO}x"),
+        (f"one event step (median of {m['steps']})", f"{m['step'] * 1e6:10.1f} us", ""),
         (
-            f"one event step (median of {len(step_times)})",
-            f"{statistics.median(step_times) * 1e6:10.1f} us",
+            f"seek back to the middle (cursor {m['middle']})",
+            f"{m['seek_back'] * 1e3:10.1f} ms",
             "",
         ),
-        (f"seek back to the middle (cursor {middle})", f"{seek_back * 1e3:10.1f} ms", ""),
     ]
     print(f"{'measure':44s} {'value':>13s}  target")
     for name, value, target in rows:

@@ -4,7 +4,7 @@ Targets (DESIGN.md §8): a hit ≤ 2 ms; a miss ≤ 1.5× a bare `dot -Tsvg` of 
 same DOT. The graph is shaped like the `dynamic_net` lesson's, with its one
 middle Linear used six times, built by the engine from real tensors: 39 nodes.
 
-Run: .venv/bin/python bench/bench_render.py
+Run: .venv/bin/python bench/bench_render.py (`measure()` returns the times, for bench_all.py)
 """
 
 from __future__ import annotations
@@ -78,7 +78,8 @@ def times_ms(fn: Callable[[], object], repeats: int) -> list[float]:
     return times
 
 
-def main() -> None:
+def measure(*, hit_repeats: int = HIT_REPEATS, miss_repeats: int = MISS_REPEATS) -> dict[str, Any]:
+    """Time cache hits, then misses interleaved with bare `dot -Tsvg` runs; times in ms."""
     dot = shutil.which("dot")
     assert dot is not None, "Graphviz's dot is not on PATH"
     graph = dynamic_net_graph(NodeRegistry())
@@ -89,8 +90,8 @@ def main() -> None:
     render.cache_clear()
     render.to_svg(graph)
     hits_before = render.cache_info().hits
-    hit = times_ms(lambda: render.to_svg(later), HIT_REPEATS)
-    assert render.cache_info().hits - hits_before == HIT_REPEATS
+    hit = times_ms(lambda: render.to_svg(later), hit_repeats)
+    assert render.cache_info().hits - hits_before == hit_repeats
 
     def miss() -> None:
         render.cache_clear()
@@ -101,21 +102,33 @@ def main() -> None:
 
     miss_times: list[float] = []
     bare_times: list[float] = []
-    for _ in range(MISS_REPEATS):  # interleaved, so load and drift affect both alike
+    for _ in range(miss_repeats):  # interleaved, so load and drift affect both alike
         miss_times += times_ms(miss, 1)
         bare_times += times_ms(bare, 1)
+    return {
+        "dot": dot,
+        "nodes": len(graph["nodes"]),
+        "edges": len(graph["edges"]),
+        "hit": hit,
+        "miss": miss_times,
+        "bare": bare_times,
+        "ratio": statistics.fmean(miss_times) / statistics.fmean(bare_times),
+    }
+
+
+def main() -> None:
+    m = measure()
 
     def row(name: str, times: list[float], target: str = "") -> None:
         mean, median = statistics.fmean(times), statistics.median(times)
         print(f"{name:<24}{mean:>10.3f}{median:>10.3f}{target:>12}")
 
-    ratio = statistics.fmean(miss_times) / statistics.fmean(bare_times)
-    print(f"graph: {len(graph['nodes'])} nodes, {len(graph['edges'])} edges; {dot}")
+    print(f"graph: {m['nodes']} nodes, {m['edges']} edges; {m['dot']}")
     print(f"{'measure (ms)':<24}{'mean':>10}{'median':>10}{'target':>12}")
-    row("cache hit (new ids)", hit, "<= 2 ms")
-    row("cache miss (to_svg)", miss_times)
-    row("bare dot -Tsvg", bare_times)
-    print(f"{'miss / bare (means)':<24}{ratio:>10.2f}{'':>10}{'<= 1.5x':>12}")
+    row("cache hit (new ids)", m["hit"], "<= 2 ms")
+    row("cache miss (to_svg)", m["miss"])
+    row("bare dot -Tsvg", m["bare"])
+    print(f"{'miss / bare (means)':<24}{m['ratio']:>10.2f}{'':>10}{'<= 1.5x':>12}")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import math
+from collections import OrderedDict
 from typing import Any
 
 import torch
@@ -50,20 +51,51 @@ def _loss(value: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
+class _Recent:
+    """A small LRU of values by cursor (states and graphs seen recently)."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._items: OrderedDict[int, dict[str, Any]] = OrderedDict()
+
+    def get(self, cursor: int) -> dict[str, Any] | None:
+        item = self._items.get(cursor)
+        if item is not None:
+            self._items.move_to_end(cursor)
+        return item
+
+    def put(self, cursor: int, value: dict[str, Any]) -> None:
+        self._items[cursor] = value
+        self._items.move_to_end(cursor)
+        if len(self._items) > self._size:
+            self._items.popitem(last=False)
+
+
 class Session:
     """A lesson run whose ``cursor`` can move forward (step) and anywhere (seek).
 
     Forward moves continue the paused program. A move back replays the program
     from the start to the target cursor without pausing on the way: the run is
     deterministic, so the replayed state is the state that was there before.
+
+    NOTE: the states and graphs of recently shown cursors are kept, so that
+    "Step back" and the "Step" after it answer from them: the session then
+    shows an earlier cursor (its *view*) while the program stays paused ahead.
+    Anything that needs the program itself at the view (tensor details, a step
+    of another kind) replays to it first.
     """
 
-    def __init__(self, *, id: str, lesson: Lesson, config: dict[str, Any]) -> None:
+    def __init__(
+        self, *, id: str, lesson: Lesson, config: dict[str, Any], recent: int = 128
+    ) -> None:
         self.id = id
         self.lesson = lesson
         self.config = dict(config)
         self._program = program_for(lesson)
         self._summaries = SummaryCache()
+        self._states = _Recent(recent)
+        self._graphs = _Recent(recent)
+        self._view: int | None = None
         self._run = self._new_run()
 
     def _new_run(self) -> Run:
@@ -71,34 +103,60 @@ class Session:
 
     @property
     def cursor(self) -> int:
-        return self._run.cursor
+        return self._run.cursor if self._view is None else self._view
 
     @property
     def done(self) -> bool:
-        return self._run.done
+        return self._run.done and self._view is None
 
     def step(self, *, by: str, count: int = 1) -> None:
         """Advance ``count`` steps of kind ``by``; past the end is the end."""
         if by not in STEP_KINDS:
             raise ValueError(f"by must be one of {', '.join(STEP_KINDS)}")
+        if self._view is not None and by == "event":
+            self.seek(cursor=self._view + count)
+            return
+        self._materialize()
         self._run.advance(by, count)
 
     def seek(self, *, cursor: int) -> None:
         """Move to ``cursor`` (past the end: the end), replaying when moving back."""
-        if cursor < self._run.cursor:
-            self._run.close()
-            self._run = self._new_run()
-        if cursor > self._run.cursor:
-            self._run.advance("event", cursor - self._run.cursor)
+        run = self._run
+        if cursor >= run.cursor:
+            self._view = None
+            if cursor > run.cursor:
+                run.advance("event", cursor - run.cursor)
+        elif self._states.get(cursor) is not None:
+            self._view = cursor
+        else:
+            self._replay(cursor)
+
+    def _replay(self, cursor: int) -> None:
+        self._view = None
+        self._run.close()
+        self._run = self._new_run()
+        if cursor > 0:
+            self._run.advance("event", cursor)
+
+    def _materialize(self) -> None:
+        """Bring the program itself to the cursor on view."""
+        if self._view is not None:
+            self._replay(self._view)
 
     def close(self) -> None:
         """End the paused program and its thread."""
         self._run.close()
 
     def state(self) -> dict[str, Any]:
+        """The contract's State at the cursor (shared with the cache: read-only)."""
+        if self._view is not None:
+            cached = self._states.get(self._view)
+            if cached is not None:
+                return cached
+            self._materialize()
         run = self._run
         event = run.event
-        return {
+        state = {
             "id": self.id,
             "lesson": self.lesson.id,
             "config": dict(self.config),
@@ -113,14 +171,25 @@ class Session:
             "optimizer": optimizer_state(run),
             "error": dict(run.error) if run.error else None,
         }
+        self._states.put(run.cursor, state)
+        return state
 
     def graph(self) -> dict[str, Any]:
-        return build_graph(self._run)
+        """The Graph at the cursor (shared with the cache: read-only)."""
+        if self._view is not None:
+            cached = self._graphs.get(self._view)
+            if cached is not None:
+                return cached
+            self._materialize()
+        graph = build_graph(self._run)
+        self._graphs.put(self._run.cursor, graph)
+        return graph
 
     def torchviz_dot(self) -> str:
         """``torchviz.make_dot`` of the tensors in scope, while their graph is intact."""
         import torchviz
 
+        self._materialize()
         run = self._run
         roots = {
             name: t
@@ -150,6 +219,7 @@ class Session:
 
     def tensor(self, name: str) -> dict[str, Any]:
         """TensorDetail of a variable in scope (``w1``, ``model.0.weight``, ``w1.grad``)."""
+        self._materialize()
         tensors = scope_tensors(self._run)
         if name in tensors:
             return tensor_detail(tensors[name])

@@ -34,3 +34,15 @@ export function shape(shape) {
 export function int(value) {
   return value.toLocaleString("en").replaceAll(",", "\u202f");
 }
+
+const NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+
+/**
+ * A setting typed into the page or the URL as a number, or the text itself when it is
+ * not one (the API then names the setting and its rule).
+ * @param {string} text
+ * @returns {number|string}
+ */
+export function numberOrText(text) {
+  return NUMBER.test(text.trim()) ? Number(text) : text;
+}

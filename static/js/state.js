@@ -4,7 +4,7 @@
  * A reload, back/forward or a shared link rebuilds the same view from it.
  */
 
-const NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+import { numberOrText } from "./format.js";
 
 /**
  * @typedef {Object} ViewState
@@ -19,7 +19,7 @@ const NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
  * @param {*} fallback the field's default
  */
 function typed(text, fallback) {
-  if (typeof fallback === "number") return NUMBER.test(text.trim()) ? Number(text) : text;
+  if (typeof fallback === "number") return numberOrText(text);
   if (typeof fallback === "boolean") {
     if (text === "true" || text === "1") return true;
     if (text === "false" || text === "0") return false;

@@ -256,10 +256,14 @@ def test_the_explorer_fits_a_small_laptop_and_a_tablet(
     background = page.evaluate("getComputedStyle(document.body).backgroundColor")
     dark = sum(int(v) for v in re.findall(r"\d+", background)[:3]) < 200
     assert dark == (scheme == "dark"), background
+    node = explorer.graph.locator("g.node.focus")
     if tablet:
+        node.tap()
         explorer.button("Step").tap()
     else:
+        node.click()
         explorer.button("Step").click()
+    expect(page.get_by_test_id("node-info")).to_be_visible()
     explorer.wait()
     expect(explorer.status).to_have_attribute("data-cursor", "26")
     context.close()

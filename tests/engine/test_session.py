@@ -432,3 +432,32 @@ def test_custom_backward_lines_are_stepped_and_nodes_keep_the_callers_line() -> 
     nodes = [(line, phase) for kind, line, phase in events if kind == "node"]
     assert nodes[-1][0] == backward_call  # after MyReLU.backward returned
     assert all(phase == "backward" for _, _, phase in events)
+
+
+def test_step_back_is_served_from_recent_states_and_details_replay() -> None:
+    session = _session("custom_module", iterations=3)
+    fresh = _session("custom_module", iterations=3)
+    try:
+        seen = []
+        for _ in range(40):
+            session.step(by="event")
+            seen.append((session.state(), session.graph()))
+        detail = session.tensor("model.linear1.weight")
+        run = session._run
+        for back in range(1, 6):
+            session.seek(cursor=session.cursor - 1)
+            assert session._run is run, "no replay for a recently shown cursor"
+            assert session.state() == seen[-1 - back][0]
+            assert session.graph() == seen[-1 - back][1]
+        session.step(by="event", count=2)
+        assert session._run is run and session.state() == seen[-4][0]
+        # A step of another kind, or a tensor detail, needs the program there: replay.
+        session.step(by="line")
+        fresh.seek(cursor=seen[-4][0]["cursor"])
+        fresh.step(by="line")
+        assert session.state() == fresh.state()
+        session.seek(cursor=40)
+        assert session.tensor("model.linear1.weight") == detail
+    finally:
+        session.close()
+        fresh.close()

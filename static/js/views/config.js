@@ -1,11 +1,10 @@
 /** The config form: the lesson's settings, and the API's message next to a bad one. */
 
 import { field, h } from "../dom.js";
+import { numberOrText } from "../format.js";
 
 const panel = /** @type {HTMLDetailsElement} */ (document.querySelector(".config-panel"));
 const form = /** @type {HTMLFormElement} */ (panel.querySelector("form"));
-const INTEGER = /^[+-]?\d+$/;
-const NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
 
 /**
  * Wire the form.
@@ -65,8 +64,10 @@ export function read() {
     const kind = element.closest("[data-field-name]")?.classList;
     const text = element.value.trim();
     if (element instanceof HTMLInputElement && element.type === "checkbox") config[element.name] = element.checked;
-    else if (kind?.contains("field-integer")) config[element.name] = INTEGER.test(text) ? Number(text) : NUMBER.test(text) ? Number(text) : text;
-    else if (kind?.contains("field-number")) config[element.name] = NUMBER.test(text) ? Number(text) : text;
+    else if (kind?.contains("field-integer") || kind?.contains("field-number")) {
+      // A fraction for an integer stays a number: the API names the field and its rule.
+      config[element.name] = numberOrText(text);
+    }
     else config[element.name] = text;
   }
   return config;

@@ -29,6 +29,18 @@ export function bind({ onSelect }) {
     const group = event.target.closest?.("g.node");
     if (group) onSelect(group.id);
   });
+  // NOTE: svg-pan-zoom cancels touchstart (to pan), so a tap makes no click: a touch or
+  // pen that lifts on the node it went down on, without moving, selects it.
+  let press = null;
+  box.addEventListener("pointerdown", (event) => {
+    press = { id: event.target.closest?.("g.node")?.id, x: event.clientX, y: event.clientY };
+  });
+  box.addEventListener("pointerup", (event) => {
+    const id = event.target.closest?.("g.node")?.id;
+    const still = press && Math.hypot(event.clientX - press.x, event.clientY - press.y) < 8;
+    if (event.pointerType !== "mouse" && id && still && id === press.id) onSelect(id);
+    press = null;
+  });
   panel.addEventListener("keydown", (event) => {
     if (event.key === "Escape" && !info.hidden) onSelect(null);
   });
@@ -113,7 +125,8 @@ function show(markup) {
   // NOTE: svg-pan-zoom writes style="overflow: hidden" with setAttribute unless the
   // style already mentions overflow, which the CSP (style-src 'self') would refuse.
   svgElement.style.setProperty("overflow", "hidden");
-  panZoom = svgPanZoom(svgElement, {
+  programmatic(() => {
+    panZoom = svgPanZoom(svgElement, {
     controlIconsEnabled: false,
     dblClickZoomEnabled: false,
     zoomScaleSensitivity: 0.25,
@@ -127,6 +140,7 @@ function show(markup) {
     onPan: () => {
       if (!moving) userMoved = true;
     },
+    });
   });
   if (previous) {
     programmatic(() => {

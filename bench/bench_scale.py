@@ -1,0 +1,170 @@
+"""Throughput of one replica against two behind nginx, measured side by side in one run.
+
+The deployment of compose.yml's `scaled` profile on loopback (deploy/cluster.py):
+Redis, two uvicorn replicas sharing their session records in it, nginx in front, plus
+a second nginx in front of the first replica only. Three setups take turns, ROUNDS
+times SECONDS each, so drift in the machine's load affects them alike:
+  - one replica, direct: clients talk to replica 0's uvicorn;
+  - one replica behind nginx: the same replica through its own nginx;
+  - two replicas behind nginx: the deployment, sessions spread by consistent hashing.
+In each, CLIENTS threads each step their own session of the `autograd` lesson at its
+default sizes by one iteration per request (a training iteration traced op by op and
+node by node), so the work is the app's, not the proxy's. The ratio that matters is
+two replicas ÷ one replica, both behind nginx: at most the number of cores the
+replicas can use (each replica runs lesson code on one core at a time, under the GIL),
+less what nginx, Redis and the clients themselves take from the same cores.
+
+Run: .venv/bin/python bench/bench_scale.py [--clients 8] [--seconds 8] [--rounds 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # deploy/ is a folder of scripts, not an installed package
+
+from deploy.cluster import Cluster, Nginx  # noqa: E402
+
+LESSON = {"lesson": "autograd", "config": {"iterations": 10000}}
+STEP = {"by": "iteration", "count": 1}
+# Room for every session of every setup to stay live, and for every client at once.
+REPLICA_ENV = {"AGX_MAX_LIVE_SESSIONS": "64", "AGX_MAX_CONCURRENT_WORK": "16"}
+
+
+@dataclass
+class Setup:
+    name: str
+    url: str
+    sessions: list[str] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)
+    errors: Counter[str] = field(default_factory=Counter)
+    seconds: float = 0.0
+    cpu: list[float] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        return len(self.times) / self.seconds
+
+
+def create_sessions(setup: Setup, clients: int) -> None:
+    with httpx.Client(base_url=setup.url, timeout=60) as client:
+        for _ in range(clients):
+            response = client.post("/api/sessions", json=LESSON)
+            response.raise_for_status()
+            setup.sessions.append(response.json()["id"])
+            # Warm up: the owner starts the run (by replay when another replica created
+            # it), and the first iterations pay for lazy imports and allocations.
+            for _ in range(3):
+                client.post(f"/api/sessions/{setup.sessions[-1]}/step", json=STEP)
+
+
+def run(setup: Setup, seconds: float) -> None:
+    """Every client steps its own session for `seconds`; record each request's time."""
+    deadline = time.perf_counter() + seconds
+    lock = threading.Lock()
+
+    def client_loop(session_id: str) -> None:
+        times: list[float] = []
+        errors: Counter[str] = Counter()
+        with httpx.Client(base_url=setup.url, timeout=60) as client:
+            path = f"/api/sessions/{session_id}/step"
+            while time.perf_counter() < deadline:
+                started = time.perf_counter()
+                try:
+                    response = client.post(path, json=STEP)
+                except httpx.TransportError as error:
+                    errors[type(error).__name__] += 1
+                    continue
+                if response.status_code == 200:
+                    times.append(time.perf_counter() - started)
+                else:
+                    errors[str(response.status_code)] += 1
+        with lock:
+            setup.times.extend(times)
+            setup.errors.update(errors)
+
+    threads = [threading.Thread(target=client_loop, args=(i,)) for i in setup.sessions]
+    psutil.cpu_percent()
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    setup.seconds += time.perf_counter() - started
+    setup.cpu.append(psutil.cpu_percent())
+
+
+def owners(nginx: Nginx, sessions: list[str]) -> list[int]:
+    """How many of `sessions` each replica answers for, from nginx's access log."""
+    answered: dict[str, str] = {}
+    for key, upstreams, *_ in nginx.access_log():
+        if key in sessions:
+            answered[key] = upstreams.split(",")[-1]
+    return sorted(Counter(answered.values()).values(), reverse=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=8, help="concurrent clients")
+    parser.add_argument("--seconds", type=float, default=8.0, help="length of one turn")
+    parser.add_argument("--rounds", type=int, default=2, help="turns of each setup")
+    args = parser.parse_args()
+
+    with (
+        tempfile.TemporaryDirectory(prefix="agx-bench-scale-") as folder,
+        Cluster(Path(folder), replicas=2, env=REPLICA_ENV, access_log=False) as cluster,
+    ):
+        first = cluster.replicas[0]
+        single = Nginx([first.address])
+        try:
+            single.start()
+            setups = [
+                Setup("one replica, direct", first.url),
+                Setup("one replica behind nginx", single.url),
+                Setup("two replicas behind nginx", cluster.url),
+            ]
+            for setup in setups:
+                create_sessions(setup, args.clients)
+            for _ in range(args.rounds):
+                for setup in setups:
+                    run(setup, args.seconds)
+            split = owners(cluster.nginx, setups[2].sessions)
+        finally:
+            single.stop()
+
+    print(
+        f"{args.clients} clients, each stepping its own `autograd` session (default sizes) "
+        f"by one iteration per request; {args.rounds} turns of {args.seconds:g} s per setup; "
+        f"{os.cpu_count()} cores"
+    )
+    print(f"{'setup':<28} {'req/s':>7} {'p50 ms':>7} {'p95 ms':>7} {'CPU %':>6}  errors")
+    for setup in setups:
+        times = sorted(setup.times)
+        p50 = statistics.median(times) * 1000
+        p95 = times[int(0.95 * (len(times) - 1))] * 1000
+        cpu = statistics.mean(setup.cpu)
+        errors = ", ".join(f"{n}× {kind}" for kind, n in setup.errors.items()) or "none"
+        print(f"{setup.name:<28} {setup.rate:7.1f} {p50:7.1f} {p95:7.1f} {cpu:6.0f}  {errors}")
+    ratio = setups[2].rate / setups[1].rate
+    print(
+        f"two replicas ÷ one, behind nginx: {ratio:.2f}× (at most about {os.cpu_count()}× "
+        f"on {os.cpu_count()} cores); sessions per replica: {'/'.join(map(str, split))}; "
+        f"nginx ÷ direct with one replica: {setups[1].rate / setups[0].rate:.2f}×"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,449 @@
+"""Run the `scaled` deployment on this machine, without Docker: Redis, replicas, nginx.
+
+The topology of compose.yml's `scaled` profile on loopback ports: one `redis-server`
+keeping its data in a folder, N `uvicorn app.main:app` replicas that share their
+session records in it (`AGX_STORE_URL`), each with its own `AGX_DATA_DIR`, and nginx in
+front, configured by deploy/nginx/agx.conf.template (the file compose mounts).
+tests/scale and bench/bench_scale.py use it, and so can you:
+
+    .venv/bin/python deploy/cluster.py --replicas 2    # prints the URL; Ctrl-C stops it
+
+Needs `redis-server` and `nginx` (scripts/install-system-deps.sh installs both). Every
+process runs in the foreground in a session of its own, and `stop()` ends it and
+anything it forked (SIGTERM, then SIGKILL after a bounded wait).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+
+import redis
+
+__all__ = [
+    "TEMPLATE",
+    "Cluster",
+    "Nginx",
+    "RedisServer",
+    "Replica",
+    "find_nginx",
+    "free_port",
+    "render_site",
+]
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE = Path(__file__).resolve().parent / "nginx" / "agx.conf.template"
+_PLACEHOLDER = re.compile(r"\$\{(AGX_\w+)\}")
+# nginx lives in /usr/sbin, which a non-root PATH often lacks.
+_SBIN = ("/usr/local/sbin", "/usr/sbin", "/sbin")
+
+
+def free_port() -> int:
+    """A TCP port free on loopback now (redis-server cannot be told to pick one)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def find_nginx() -> str | None:
+    """The nginx binary on PATH or in an sbin folder, or None."""
+    return shutil.which("nginx", path=os.pathsep.join([os.environ.get("PATH", ""), *_SBIN]))
+
+
+def render_site(*, listen: str, servers: Sequence[str]) -> str:
+    """The nginx template with its placeholders filled, as the nginx image's envsubst does.
+
+    `listen` is what nginx's `listen` takes ("127.0.0.1:8080"); `servers` are the
+    replicas' "host:port".
+    """
+    values = {
+        "AGX_NGINX_LISTEN": listen,
+        "AGX_UPSTREAM_SERVERS": " ".join(f"server {server};" for server in servers),
+    }
+    if not servers or any("\n" in value for value in values.values()):
+        raise ValueError("the listen address and the replicas must be non-empty, on one line")
+    text = TEMPLATE.read_text()
+    missing = set(_PLACEHOLDER.findall(text)) - set(values)
+    if missing:
+        raise ValueError(f"the template needs values for {', '.join(sorted(missing))}")
+    return _PLACEHOLDER.sub(lambda match: values[match.group(1)], text)
+
+
+class Service:
+    """A server in a subprocess: started, polled until ready, stopped within a bound."""
+
+    def __init__(
+        self,
+        name: str,
+        command: Sequence[str],
+        *,
+        log_path: Path,
+        cwd: Path | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.name = name
+        self.command = list(command)
+        self.log_path = log_path
+        self._cwd = cwd
+        self._env = env
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._process is None else self._process.pid
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def spawn(self) -> None:
+        """Start the process and return at once (see `wait_ready`)."""
+        if self.running:
+            raise RuntimeError(f"{self.name} is running already")
+        with self.log_path.open("ab") as log:
+            # A session of its own: stop() can end whatever it forks (nginx's workers).
+            self._process = subprocess.Popen(
+                self.command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                cwd=self._cwd,
+                env=self._env,
+            )
+
+    def wait_ready(self, ready: Callable[[], bool], timeout_s: float) -> None:
+        """Poll `ready` until it says so; stop the process and raise if it never does."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if not self.running:
+                raise RuntimeError(f"{self.name} exited at start:\n{self.log()}")
+            try:
+                if ready():
+                    return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"{self.name} was not ready after {timeout_s:g} s:\n{self.log()}")
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """SIGTERM (a graceful stop), then SIGKILL to its whole group after `timeout_s`."""
+        if self._process is None:
+            return
+        if self._process.poll() is None:
+            self._process.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._process.wait(timeout=timeout_s)
+        self._kill_group()
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would end it: no shutdown code runs."""
+        if self._process is not None:
+            self._kill_group()
+
+    def _kill_group(self) -> None:
+        assert self._process is not None
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self._process.pid, signal.SIGKILL)
+        self._process.wait(timeout=10)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+class RedisServer(Service):
+    """`redis-server` on a loopback port, its data in `folder` (persistence off at first)."""
+
+    def __init__(self, folder: Path, *, port: int | None = None) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder = folder
+        self.port = port or free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.appendonly = False
+        super().__init__("redis-server", [], log_path=folder / "redis.log")
+
+    def start(self, timeout_s: float = 10.0) -> None:
+        # NOTE: --save "" turns RDB snapshots off; `appendonly` says whether the data
+        # survives a restart (compose.yml runs Redis with appendonly yes).
+        self.command = [
+            "redis-server",
+            "--port", str(self.port),
+            "--bind", "127.0.0.1",
+            "--dir", str(self.folder),
+            "--save", "",
+            "--appendonly", "yes" if self.appendonly else "no",
+            "--daemonize", "no",
+        ]  # fmt: skip
+        self.spawn()
+        self.wait_ready(self._pong, timeout_s)
+
+    def enable_appendonly(self, timeout_s: float = 30.0) -> None:
+        """Turn the append-only file on while running; return once it holds every key."""
+        client = self.client()
+        try:
+            client.config_set("appendonly", "yes")
+            deadline = time.monotonic() + timeout_s
+            while time.monotonic() < deadline:
+                info = client.info("persistence")
+                writing = info["aof_rewrite_in_progress"] or info["aof_rewrite_scheduled"]
+                if info["aof_enabled"] and not writing:
+                    if info["aof_last_bgrewrite_status"] != "ok":
+                        raise RuntimeError(f"Redis could not write its append-only file: {info}")
+                    self.appendonly = True
+                    return
+                time.sleep(0.05)
+        finally:
+            client.close()
+        raise RuntimeError(f"Redis did not finish its append-only file in {timeout_s:g} s")
+
+    def client(self) -> redis.Redis:
+        """A redis-py client of this server (the caller closes it)."""
+        return redis.Redis.from_url(self.url, decode_responses=True)
+
+    def _pong(self) -> bool:
+        with socket.create_connection(("127.0.0.1", self.port), timeout=1) as connection:
+            connection.sendall(b"PING\r\n")
+            return connection.recv(64).startswith(b"+PONG")
+
+
+class Replica(Service):
+    """`uvicorn app.main:app` on a loopback port, with its own data folder and `env`."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        store_url: str,
+        data_dir: Path,
+        log_path: Path,
+        env: Mapping[str, str] | None = None,
+        access_log: bool = True,
+    ) -> None:
+        self.port = free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.url = f"http://{self.address}"
+        command = [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1"]
+        command += ["--port", str(self.port)]
+        if not access_log:
+            command += ["--no-access-log"]
+        # Inherited AGX_* variables would make a run depend on the caller's shell.
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith("AGX_")}
+        variables = {
+            **inherited,
+            "AGX_DATA_DIR": str(data_dir),
+            "AGX_STORE_URL": store_url,
+            **(env or {}),
+        }
+        super().__init__(name, command, log_path=log_path, cwd=ROOT, env=variables)
+
+    def start(self, timeout_s: float = 60.0) -> None:
+        self.spawn()
+        self.wait_healthy(timeout_s)
+
+    def wait_healthy(self, timeout_s: float = 60.0) -> None:
+        self.wait_ready(self._healthy, timeout_s)
+
+    def _healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/healthz", timeout=2) as response:
+                return bool(response.status == 200)
+        except urllib.error.URLError:
+            return False
+
+
+# Written into the prefix folder beside the rendered site: the process-level settings
+# a server's /etc/nginx/nginx.conf would hold, pointed into that folder.
+_MAIN_CONF = """\
+# Written by deploy/cluster.py; the routing is in agx.conf ({template}).
+worker_processes {workers};
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+events {{
+    worker_connections 1024;
+}}
+http {{
+    log_format agx '$agx_session_key $upstream_addr $status $request_method $uri';
+    access_log {access_log};
+    client_body_temp_path {prefix}/client_body;
+    proxy_temp_path {prefix}/proxy;
+    fastcgi_temp_path {prefix}/fastcgi;
+    uwsgi_temp_path {prefix}/uwsgi;
+    scgi_temp_path {prefix}/scgi;
+    include {prefix}/agx.conf;
+}}
+"""
+
+
+class Nginx(Service):
+    """nginx in the foreground on a loopback port, in front of `servers` ("host:port")."""
+
+    def __init__(
+        self,
+        servers: Sequence[str],
+        *,
+        workers: int = 1,
+        log_requests: bool = True,
+        binary: str | None = None,
+    ) -> None:
+        binary = binary or find_nginx()
+        if binary is None:
+            raise FileNotFoundError("nginx is not installed (scripts/install-system-deps.sh)")
+        # NOTE: its own folder under the system temp dir, readable by all: run as root,
+        # nginx's workers are `nobody` and must reach the temp folders in it.
+        self.prefix = Path(tempfile.mkdtemp(prefix="agx-nginx-"))
+        self.prefix.chmod(0o755)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.access_log_path = self.prefix / "access.log"
+        self.conf = self.prefix / "nginx.conf"
+        site = render_site(listen=f"127.0.0.1:{self.port}", servers=servers)
+        (self.prefix / "agx.conf").write_text(site)
+        self.conf.write_text(
+            _MAIN_CONF.format(
+                template=TEMPLATE.relative_to(ROOT),
+                workers=workers,
+                prefix=self.prefix,
+                access_log=f"{self.access_log_path} agx" if log_requests else "off",
+            )
+        )
+        self._binary = binary
+        base = [binary, "-c", str(self.conf), "-p", str(self.prefix)]
+        super().__init__("nginx", [*base, "-g", "daemon off;"], log_path=self.prefix / "out.log")
+
+    def test_config(self) -> subprocess.CompletedProcess[str]:
+        """`nginx -t` on the written configuration: its exit status and what it said."""
+        command = [self._binary, "-t", "-c", str(self.conf), "-p", str(self.prefix)]
+        return subprocess.run(command, capture_output=True, text=True, timeout=30)
+
+    def start(self, timeout_s: float = 10.0) -> None:
+        self.spawn()
+        self.wait_ready(self._listening, timeout_s)
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        super().stop(timeout_s)
+        shutil.rmtree(self.prefix, ignore_errors=True)
+
+    def access_log(self) -> list[list[str]]:
+        """The requests so far: [session key or "-", upstream address(es), status, method, path]."""
+        if not self.access_log_path.exists():
+            return []
+        rows = []
+        for line in self.access_log_path.read_text().splitlines():
+            # An empty key logs as an empty field; a retried request lists its upstreams
+            # as "a, b", which splitting on ", " first keeps in one field.
+            key, _, rest = line.partition(" ")
+            upstream, status, method, path = rest.replace(", ", ",").split(" ", 3)
+            rows.append([key or "-", upstream, status, method, path])
+        return rows
+
+    def _listening(self) -> bool:
+        with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+            return True
+
+
+class Cluster:
+    """Redis, `replicas` app replicas sharing it, and nginx in front; a context manager.
+
+    Everything lives under `folder` except nginx's own prefix (see `Nginx`). `env` adds
+    settings for the replicas; `access_log` says whether uvicorn logs each request
+    (nginx always does, in `nginx.access_log()`).
+    """
+
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        replicas: int = 2,
+        env: Mapping[str, str] | None = None,
+        access_log: bool = True,
+        nginx_workers: int = 1,
+    ) -> None:
+        if replicas < 1:
+            raise ValueError("a cluster needs at least one replica")
+        self.folder = folder
+        self.redis = RedisServer(folder / "redis")
+        self.replicas = [
+            Replica(
+                f"replica-{index}",
+                store_url=self.redis.url,
+                data_dir=folder / f"var-{index}",
+                log_path=folder / f"replica-{index}.log",
+                env=env,
+                access_log=access_log,
+            )
+            for index in range(replicas)
+        ]
+        self.nginx = Nginx([replica.address for replica in self.replicas], workers=nginx_workers)
+
+    @property
+    def url(self) -> str:
+        return self.nginx.url
+
+    def start(self) -> None:
+        """Start Redis, then every replica at once, then nginx; stop all if one fails."""
+        try:
+            self.redis.start()
+            for replica in self.replicas:
+                replica.spawn()
+            for replica in self.replicas:
+                replica.wait_healthy()
+            self.nginx.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        """Stop nginx, the replicas and Redis (each within a bounded time), all of them
+        even if one fails to stop."""
+        failures = []
+        for service in [self.nginx, *self.replicas, self.redis]:
+            try:
+                service.stop()
+            except Exception as error:
+                failures.append(error)
+        if failures:
+            raise failures[0]
+
+    def __enter__(self) -> Cluster:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--replicas", type=int, default=2, help="app replicas (default 2)")
+    args = parser.parse_args()
+    with (
+        tempfile.TemporaryDirectory(prefix="agx-cluster-") as folder,
+        Cluster(Path(folder), replicas=args.replicas) as cluster,
+    ):
+        print(f"Autograd Explorer at {cluster.url} ({args.replicas} replicas, Redis at")
+        print(f"{cluster.redis.url}, logs in {folder}); Ctrl-C stops everything.")
+        with contextlib.suppress(KeyboardInterrupt):
+            signal.pause()
+
+
+if __name__ == "__main__":
+    main()
