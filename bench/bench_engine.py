@@ -89,8 +89,15 @@ def measure(
         start = time.perf_counter()
         session.step(by="event")
         step_times.append(time.perf_counter() - start)
+        session.state()  # as the API does after every step
         if session.done:
             break
+    backs = []
+    for _ in range(50):
+        start = time.perf_counter()
+        session.seek(cursor=session.cursor - 1)
+        session.state()
+        backs.append(time.perf_counter() - start)
     middle = events // 2
     session.step(by="end")
     start = time.perf_counter()
@@ -112,6 +119,7 @@ def measure(
         "step": statistics.median(step_times),
         "middle": middle,
         "seek_back": seek_back,
+        "step_back": statistics.median(backs),
     }
 
 
@@ -143,6 +151,7 @@ def main() -> None:
         (f"explorer, run to end, best of {repeat}", f"{m['explorer'] * 1e3:10.1f} ms", ""),
         ("ratio explorer / plain", f"{m['ratio']:11.2f}x", f"<= {TARGET_RATIO}x"),
         (f"one event step (median of {m['steps']})", f"{m['step'] * 1e6:10.1f} us", ""),
+        ("step back + state (median of 50)", f"{m['step_back'] * 1e6:10.1f} us", ""),
         (
             f"seek back to the middle (cursor {m['middle']})",
             f"{m['seek_back'] * 1e3:10.1f} ms",

@@ -52,7 +52,7 @@ class Setup:
     times: list[float] = field(default_factory=list)
     errors: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
-    cpu: list[float] = field(default_factory=list)
+    cpu: Counter[str] = field(default_factory=Counter)  # CPU seconds by component
 
     @property
     def rate(self) -> float:
@@ -71,8 +71,25 @@ def create_sessions(setup: Setup, clients: int) -> None:
                 client.post(f"/api/sessions/{setup.sessions[-1]}/step", json=STEP)
 
 
-def run(setup: Setup, seconds: float) -> None:
-    """Every client steps its own session for `seconds`; record each request's time."""
+def cpu_seconds(components: dict[str, list[int]]) -> Counter[str]:
+    """CPU time (user + system) used so far by each component's processes (nginx's
+    include their workers), and by the whole machine."""
+    used: Counter[str] = Counter()
+    for name, pids in components.items():
+        for pid in pids:
+            process = psutil.Process(pid)
+            workers = process.children() if name == "nginx" else []
+            for each in [process, *workers]:
+                times = each.cpu_times()
+                used[name] += times.user + times.system
+    machine = psutil.cpu_times()
+    used["machine"] = sum(machine) - machine.idle - getattr(machine, "iowait", 0.0)
+    return used
+
+
+def run(setup: Setup, seconds: float, components: dict[str, list[int]]) -> None:
+    """Every client steps its own session for `seconds`; record each request's time
+    and the CPU time each component used meanwhile."""
     deadline = time.perf_counter() + seconds
     lock = threading.Lock()
 
@@ -97,14 +114,14 @@ def run(setup: Setup, seconds: float) -> None:
             setup.errors.update(errors)
 
     threads = [threading.Thread(target=client_loop, args=(i,)) for i in setup.sessions]
-    psutil.cpu_percent()
+    cpu_before = cpu_seconds(components)
     started = time.perf_counter()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     setup.seconds += time.perf_counter() - started
-    setup.cpu.append(psutil.cpu_percent())
+    setup.cpu.update(cpu_seconds(components) - cpu_before)
 
 
 def owners(nginx: Nginx, sessions: list[str]) -> list[int]:
@@ -138,9 +155,15 @@ def main() -> None:
             ]
             for setup in setups:
                 create_sessions(setup, args.clients)
+            components = {
+                "replicas": [replica.pid for replica in cluster.replicas],
+                "nginx": [cluster.nginx.pid, single.pid],
+                "redis": [cluster.redis.pid],
+                "clients": [os.getpid()],
+            }
             for _ in range(args.rounds):
                 for setup in setups:
-                    run(setup, args.seconds)
+                    run(setup, args.seconds, components)  # type: ignore[arg-type]
             split = owners(cluster.nginx, setups[2].sessions)
         finally:
             single.stop()
@@ -150,14 +173,22 @@ def main() -> None:
         f"by one iteration per request; {args.rounds} turns of {args.seconds:g} s per setup; "
         f"{os.cpu_count()} cores"
     )
-    print(f"{'setup':<28} {'req/s':>7} {'p50 ms':>7} {'p95 ms':>7} {'CPU %':>6}  errors")
+    names = ["replicas", "nginx", "redis", "clients", "other"]
+    for setup in setups:
+        # Whatever else ran on the machine meanwhile (on a shared machine, other work).
+        setup.cpu["other"] = setup.cpu.pop("machine") - sum(setup.cpu.values())
+    print(
+        f"{'setup':<26} {'req/s':>6} {'p50 ms':>6} {'p95 ms':>6}  cores busy: "
+        + " ".join(f"{name:>8}" for name in names)
+        + "  errors"
+    )
     for setup in setups:
         times = sorted(setup.times)
         p50 = statistics.median(times) * 1000
         p95 = times[int(0.95 * (len(times) - 1))] * 1000
-        cpu = statistics.mean(setup.cpu)
+        busy = " ".join(f"{setup.cpu[name] / setup.seconds:8.2f}" for name in names)
         errors = ", ".join(f"{n}× {kind}" for kind, n in setup.errors.items()) or "none"
-        print(f"{setup.name:<28} {setup.rate:7.1f} {p50:7.1f} {p95:7.1f} {cpu:6.0f}  {errors}")
+        print(f"{setup.name:<26} {setup.rate:6.1f} {p50:6.1f} {p95:6.1f}  {'':>11}{busy}  {errors}")
     ratio = setups[2].rate / setups[1].rate
     print(
         f"two replicas ÷ one, behind nginx: {ratio:.2f}× (at most about {os.cpu_count()}× "

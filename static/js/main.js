@@ -63,6 +63,13 @@ class Explorer {
     addEventListener("pagehide", () => {
       if (this.state) api.deleteSession(this.state.id);
     });
+    // Back to this page from the browser's cache: its session was deleted on the way out.
+    addEventListener("pageshow", (event) => {
+      if (!event.persisted || !this.state) return;
+      const { config: resolved, cursor } = this.state;
+      this.state = null;
+      this.enqueue(() => this.open(url.overrides(resolved, this.lesson.defaults), cursor, null));
+    });
     api.devices().then(config.setDevices, () => null);
     const view = url.current(this.lesson.fields, this.lesson.defaults);
     config.render({ ...this.lesson.defaults, ...view.config });
@@ -220,6 +227,10 @@ class Explorer {
     const base = name.endsWith(".grad") ? name.slice(0, -5) : name;
     if (!(base in this.state.variables)) {
       detail.pending(name, "Not in scope at this point of the program.");
+      return;
+    }
+    if (base !== name && !this.state.variables[base].grad) {
+      detail.pending(name, `None at this point of the program: ${base}.grad is empty.`);
       return;
     }
     const abort = new AbortController();

@@ -267,3 +267,13 @@ def test_the_explorer_fits_a_small_laptop_and_a_tablet(
     explorer.wait()
     expect(explorer.status).to_have_attribute("data-cursor", "26")
     context.close()
+
+
+def test_a_gradient_opens_from_its_tensor(explorer: Explorer, page: Page) -> None:
+    explorer.open("autograd", f"{SMALL}&cursor=31")  # backward has run: w1.grad is filled
+    explorer.variable("w1").get_by_role("button").click()
+    detail = page.get_by_test_id("detail")
+    detail.get_by_role("button", name="Show w1.grad").click()
+    expect(detail.locator("h2")).to_have_text("w1.grad")
+    expect(detail.locator(".histogram rect")).to_have_count(32)
+    expect(explorer.variable("w1").locator("td").last).not_to_have_text("–")

@@ -1,0 +1,204 @@
+"""Under load on a real uvicorn: 5× the work slots in clients, and a flood of sessions.
+
+With AGX_MAX_CONCURRENT_WORK=2, ten asyncio clients run the whole API in a loop (create,
+step by every kind, state, graph, SVG, a tensor, seek back, run to the end, delete):
+every answer must be 2xx, 429 (session cap) or 503 (busy, with Retry-After), no request
+may time out, and the server's resident memory after the last request must be within
+10% of what it was after the warm-up. LOAD_REQUESTS sets how many requests are counted
+(default 3000, about a minute here; the README gives a 10,000-request run).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections import Counter
+from typing import Any
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.slow
+
+CONCURRENCY = 2
+CLIENTS = 5 * CONCURRENCY
+REQUESTS = int(os.environ.get("LOAD_REQUESTS", "3000"))
+WARM_UP = 400  # requests before the first memory reading: imports, layouts, allocator
+LESSONS = ("autograd", "nn", "optim", "custom_function", "dynamic_net")
+SMALL = {"N": 8, "D_in": 16, "H": 8, "D_out": 4}
+ALLOWED = {429, 503}
+TIMEOUT = httpx.Timeout(120.0)
+
+
+class Tally:
+    """What every client saw: statuses by request kind, failures, and the request count."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.sent = 0
+        self.statuses: Counter[tuple[str, int]] = Counter()
+        self.failures: list[str] = []
+
+    @property
+    def finished(self) -> bool:
+        return self.sent >= self.limit
+
+    def check(self, kind: str, response: httpx.Response) -> bool:
+        """Record `response`; return whether it succeeded (2xx)."""
+        self.sent += 1
+        self.statuses[kind, response.status_code] += 1
+        code = response.status_code
+        if 200 <= code < 300:
+            return True
+        if code not in ALLOWED:
+            self.failures.append(f"{kind}: {code} {response.text[:200]}")
+        elif not isinstance(response.json().get("detail"), str):
+            self.failures.append(f"{kind}: {code} without a detail: {response.text[:200]}")
+        elif code == 503 and not response.headers.get("Retry-After", "").isdigit():
+            self.failures.append(f"{kind}: 503 without Retry-After")
+        return False
+
+
+async def _client(url: str, number: int, tally: Tally) -> None:
+    """Run the whole API in a loop on sessions of its own until the tally is complete."""
+    async with httpx.AsyncClient(base_url=url, timeout=TIMEOUT) as client:
+
+        async def call(kind: str, method: str, path: str, **kwargs: Any) -> httpx.Response | None:
+            try:
+                response = await client.request(method, path, **kwargs)
+            except httpx.TimeoutException as exc:
+                tally.sent += 1
+                tally.failures.append(f"{kind}: client timeout ({type(exc).__name__})")
+                return None
+            return response if tally.check(kind, response) else None
+
+        cycle = 0
+        while not tally.finished:
+            lesson = LESSONS[(number + cycle) % len(LESSONS)]
+            cycle += 1
+            config = {**SMALL, "iterations": 5 + number % 4}
+            created = await call(
+                "create", "POST", "/api/sessions", json={"lesson": lesson, "config": config}
+            )
+            if created is None:
+                await asyncio.sleep(0.05)
+                continue
+            state = created.json()
+            base = f"/api/sessions/{state['id']}"
+            for by, count in (
+                ("event", 1),
+                ("event", 7),
+                ("line", 2),
+                ("phase", 1),
+                ("iteration", 1),
+            ):
+                stepped = await call(
+                    f"step {by}", "POST", f"{base}/step", json={"by": by, "count": count}
+                )
+                if stepped is not None:
+                    state = stepped.json()
+            await call("state", "GET", base)
+            await call("graph", "GET", f"{base}/graph")
+            await call("graph.svg", "GET", f"{base}/graph.svg")
+            for name in list(state["variables"])[:1]:
+                await call("tensor", "GET", f"{base}/tensors/{name}")
+            await call("seek", "POST", f"{base}/seek", json={"cursor": 1})
+            await call("step end", "POST", f"{base}/step", json={"by": "end"})
+            await call("healthz", "GET", "/healthz")
+            await call("delete", "DELETE", base)
+
+
+def _drive(url: str, requests: int) -> Tally:
+    tally = Tally(requests)
+
+    async def main() -> None:
+        await asyncio.gather(*(_client(url, number, tally) for number in range(CLIENTS)))
+
+    asyncio.run(main())
+    return tally
+
+
+def test_five_times_the_work_slots_in_clients_get_only_2xx_429_503_and_memory_stays_flat(
+    live_server, process_of
+):
+    server = live_server(
+        {"AGX_MAX_CONCURRENT_WORK": str(CONCURRENCY), "AGX_WORK_QUEUE_TIMEOUT_S": "1"}
+    )
+    process = process_of(server)
+
+    warm_up = _drive(server.url, WARM_UP)
+    first = process.memory_info().rss
+    started = time.monotonic()
+    tally = _drive(server.url, REQUESTS)
+    elapsed = time.monotonic() - started
+    last = process.memory_info().rss
+    health = httpx.get(f"{server.url}/healthz", timeout=30)
+
+    summary = (
+        f"{tally.sent} requests by {CLIENTS} clients in {elapsed:.0f} s; RSS after warm-up "
+        f"{first / 2**20:.0f} MiB, after the last request {last / 2**20:.0f} MiB; "
+        f"statuses {sorted(tally.statuses.items())}"
+    )
+    print(summary)
+    assert not warm_up.failures, warm_up.failures[:10]
+    assert not tally.failures, (tally.failures[:10], summary)
+    assert tally.sent >= REQUESTS
+    assert sum(n for (kind, code), n in tally.statuses.items() if code == 201) >= CLIENTS
+    assert last <= first * 1.10, summary
+    assert health.status_code == 200
+
+
+def test_a_flood_of_session_creations_stops_at_the_cap_with_429_and_recovers_on_expiry(
+    live_server,
+):
+    cap, ttl_s = 6, 3
+    server = live_server(
+        {
+            "AGX_MAX_SESSIONS": str(cap),
+            "AGX_SESSION_TTL_S": str(ttl_s),
+            "AGX_MAX_CONCURRENT_WORK": str(CONCURRENCY),
+            "AGX_WORK_QUEUE_TIMEOUT_S": "30",
+        }
+    )
+    body = {"lesson": "autograd", "config": {**SMALL, "iterations": 3}}
+
+    async def flood() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=server.url, timeout=TIMEOUT) as client:
+
+            async def creator() -> list[httpx.Response]:
+                return [await client.post("/api/sessions", json=body) for _ in range(5)]
+
+            batches = await asyncio.gather(*(creator() for _ in range(CLIENTS)))
+        return [response for batch in batches for response in batch]
+
+    flooded_at = time.monotonic()
+    answers = asyncio.run(flood())
+    created = [r.json()["id"] for r in answers if r.status_code == 201]
+    refused = [r for r in answers if r.status_code == 429]
+
+    with httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:
+        recovered = None
+        deadline = time.monotonic() + ttl_s + 30
+        while time.monotonic() < deadline:
+            attempt = client.post("/api/sessions", json=body)
+            if attempt.status_code == 201:
+                recovered = attempt
+                break
+            assert attempt.status_code == 429, attempt.text
+            time.sleep(0.25)
+        recovered_after = time.monotonic() - flooded_at
+        expired = client.get(f"/api/sessions/{created[0]}")
+        health = client.get("/healthz")
+
+    assert len(answers) == 5 * CLIENTS
+    assert len(created) == cap
+    assert len(refused) == len(answers) - cap, sorted(r.status_code for r in answers)
+    detail = refused[0].json()["detail"]
+    assert f"limit of {cap} sessions" in detail
+    assert "DELETE" in detail and "expire" in detail
+    assert recovered is not None, "no session could be created after the others expired"
+    assert recovered_after >= ttl_s - 0.5  # not before the flood's sessions expired
+    assert recovered.json()["cursor"] == 0
+    assert expired.status_code == 404
+    assert health.status_code == 200
