@@ -141,7 +141,11 @@ def autograd_graph(run: Run) -> dict[str, Any]:
     return {"kind": kind, "nodes": list(nodes.values()), "edges": edges, "focus": focus}
 
 
-def static_graph(module: torch.fx.GraphModule) -> dict[str, Any]:
+def static_graph(
+    module: torch.fx.GraphModule,
+    focus: str | None = None,
+    executed: frozenset[str] = frozenset(),
+) -> dict[str, Any]:
     """The captured fx graph: placeholders as leaves, calls as functions, the output."""
     kinds = {"placeholder": "leaf", "output": "output"}
     nodes = []
@@ -164,18 +168,18 @@ def static_graph(module: torch.fx.GraphModule) -> dict[str, Any]:
                 "name": name,
                 "shape": shape,
                 "saved": [],
-                "executed": False,
+                "executed": f"fx:{fx_node.name}" in executed,
                 "tensors": [fx_node.name],
             }
         )
         for source in fx_node.all_input_nodes:
             edges.append({"source": f"fx:{source.name}", "target": f"fx:{fx_node.name}"})
-    return {"kind": "static", "nodes": nodes, "edges": edges, "focus": None}
+    return {"kind": "static", "nodes": nodes, "edges": edges, "focus": focus}
 
 
 def build_graph(run: Run) -> dict[str, Any]:
     """The static graph if the lesson captured one, else the autograd graph in scope."""
     for value in run.scope.values():
         if isinstance(value, torch.fx.GraphModule):
-            return static_graph(value)
+            return static_graph(value, run.static_focus, run.static_executed)
     return autograd_graph(run)

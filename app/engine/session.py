@@ -41,6 +41,7 @@ def program_for(lesson: Lesson) -> LessonProgram:
             phases=dict(lesson.phases),
             loop_body_line=lesson.loop_body_line,
             first_line=first,
+            static_name="static_graph" if "make_fx" in lesson.source else None,
         )
         _PROGRAMS[lesson.id] = program
     return program

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any, NamedTuple
 
+import torch
+
 from app.engine.recorder import NodeRecord, NodeRegistry, Recorder
 
 __all__ = ["STEP_KINDS", "Event", "Goal", "LessonProgram", "Run"]
@@ -41,6 +43,7 @@ class LessonProgram:
     phases: dict[int, str]
     loop_body_line: int
     first_line: int
+    static_name: str | None = None  # the global holding a captured fx graph, if any
 
 
 class _Abort(BaseException):
@@ -173,6 +176,9 @@ class Run:
         self.done = False
         self.frames: list[FrameType] = []
         self.node: NodeRecord | None = None  # the node of the current op/node event
+        self.static_focus: str | None = None  # the fx node of the current op, if any
+        self._fx_calls: list[str] | None = None
+        self._fx_index = 0
         self._pending_error: BaseException | None = None
         self._goal: Goal | None = None
         self._closing = False
@@ -268,6 +274,8 @@ class Run:
                 if line == self.program.loop_body_line:
                     self.iteration = self.scope.get("t", self.iteration)
             self.node = None
+            self.static_focus = None
+            self._fx_index = 0
             self._line = line
             self._emit(Event("line", line, None, None))
         elif event == "exception":
@@ -281,9 +289,38 @@ class Run:
 
     def _on_op(self, name: str, record: NodeRecord | None) -> None:
         self.node = record
-        self._emit(Event("op", self._line, name, record.id if record else None))
+        node_id = record.id if record else None
+        if record is None and self.program.static_name is not None:
+            node_id = self.static_focus = self._static_node()
+        self._emit(Event("op", self._line, name, node_id))
         if record is not None:
             self.registry.maybe_prune(self._roots)
+
+    @property
+    def static_executed(self) -> frozenset[str]:
+        """The fx nodes the current line's run of the static graph has executed."""
+        if self._fx_calls is None or self.static_focus is None:
+            return frozenset()
+        return frozenset(self._fx_calls[: self._fx_index])
+
+    def _static_node(self) -> str | None:
+        """The fx node of this op when the line runs the captured static graph.
+
+        A GraphModule runs its call nodes in order, one op each, so the k-th
+        op of the line is the k-th call node.
+        """
+        if self._fx_calls is None:
+            module = self.scope.get(self.program.static_name or "")
+            if not isinstance(module, torch.fx.GraphModule):
+                return None
+            self._fx_calls = [
+                f"fx:{n.name}"
+                for n in module.graph.nodes
+                if n.op in ("call_function", "call_method")
+            ]
+        index = self._fx_index
+        self._fx_index += 1
+        return self._fx_calls[index] if index < len(self._fx_calls) else None
 
     def _on_node(self, record: NodeRecord) -> None:
         self.node = record

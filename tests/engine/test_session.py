@@ -461,3 +461,28 @@ def test_step_back_is_served_from_recent_states_and_details_replay() -> None:
     finally:
         session.close()
         fresh.close()
+
+
+def test_static_graph_is_captured_once_and_lights_up_op_by_op() -> None:
+    session = _session("static_graph")
+    try:
+        session.step(by="iteration")
+        first = session.graph()
+        assert first["kind"] == "static" and first["focus"] is None
+        calls = [n["id"] for n in first["nodes"] if n["kind"] == "function"]
+        names = {n["id"]: n["name"] for n in first["nodes"]}
+        for k, node_id in enumerate(calls):
+            session.step(by="event")
+            state, graph = session.state(), session.graph()
+            assert state["event"]["kind"] == "op"
+            assert state["event"]["node_id"] == graph["focus"] == node_id
+            assert state["event"]["name"] == names[node_id]
+            executed = [n["id"] for n in graph["nodes"] if n["executed"]]
+            assert executed == calls[: k + 1]  # the op of this event has run
+        session.step(by="iteration", count=2)
+        later = session.graph()
+        strip = [(n["id"], n["name"], n["kind"]) for n in later["nodes"]]
+        assert strip == [(n["id"], n["name"], n["kind"]) for n in first["nodes"]]
+        assert later["edges"] == first["edges"]
+    finally:
+        session.close()

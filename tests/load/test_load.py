@@ -123,7 +123,7 @@ def test_five_times_the_work_slots_in_clients_get_only_2xx_429_503_and_memory_st
     live_server, process_of
 ):
     server = live_server(
-        {"AGX_MAX_CONCURRENT_WORK": str(CONCURRENCY), "AGX_WORK_QUEUE_TIMEOUT_S": "1"}
+        {"AGX_MAX_CONCURRENT_WORK": str(CONCURRENCY), "AGX_WORK_QUEUE_TIMEOUT_S": "0.1"}
     )
     process = process_of(server)
 
