@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -36,7 +37,7 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # deploy/ is a folder of scripts, not an installed package
 
-from deploy.cluster import Cluster, Nginx  # noqa: E402
+from deploy.cluster import Cluster, Nginx, find_nginx  # noqa: E402
 
 LESSON = {"lesson": "autograd", "config": {"iterations": 10000}}
 STEP = {"by": "iteration", "count": 1}
@@ -59,16 +60,34 @@ class Setup:
         return len(self.times) / self.seconds
 
 
-def create_sessions(setup: Setup, clients: int) -> None:
+def create_sessions(setup: Setup, clients: int, nginx: Nginx | None = None) -> None:
+    """Create `clients` sessions through the setup's URL and warm them up.
+
+    With `nginx` (the one in front of several replicas), keep sessions so that each
+    replica answers for as many as the others (give or take one): with a handful of
+    sessions, hashing alone often splits them 6/2, which measures the split rather than
+    what a second replica adds. The others are deleted.
+    """
+    per_replica = Counter[str]()
     with httpx.Client(base_url=setup.url, timeout=60) as client:
-        for _ in range(clients):
+        for _ in range(clients * 8):
+            if len(setup.sessions) == clients:
+                return
             response = client.post("/api/sessions", json=LESSON)
             response.raise_for_status()
-            setup.sessions.append(response.json()["id"])
+            session_id = response.json()["id"]
             # Warm up: the owner starts the run (by replay when another replica created
             # it), and the first iterations pay for lazy imports and allocations.
             for _ in range(3):
-                client.post(f"/api/sessions/{setup.sessions[-1]}/step", json=STEP)
+                client.post(f"/api/sessions/{session_id}/step", json=STEP).raise_for_status()
+            owner = owners(nginx, [session_id])[session_id] if nginx else setup.url
+            replicas = len(nginx.servers) if nginx else 1
+            if per_replica[owner] < -(-clients // replicas):
+                per_replica[owner] += 1
+                setup.sessions.append(session_id)
+            else:
+                client.delete(f"/api/sessions/{session_id}").raise_for_status()
+    raise SystemExit(f"could not spread {clients} sessions evenly over the replicas")
 
 
 def cpu_seconds(components: dict[str, list[int]]) -> Counter[str]:
@@ -124,13 +143,13 @@ def run(setup: Setup, seconds: float, components: dict[str, list[int]]) -> None:
     setup.cpu.update(cpu_seconds(components) - cpu_before)
 
 
-def owners(nginx: Nginx, sessions: list[str]) -> list[int]:
-    """How many of `sessions` each replica answers for, from nginx's access log."""
+def owners(nginx: Nginx, sessions: list[str]) -> dict[str, str]:
+    """The replica that answered last for each of `sessions`, from nginx's access log."""
     answered: dict[str, str] = {}
     for key, upstreams, *_ in nginx.access_log():
         if key in sessions:
             answered[key] = upstreams.split(",")[-1]
-    return sorted(Counter(answered.values()).values(), reverse=True)
+    return answered
 
 
 def main() -> None:
@@ -139,6 +158,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0, help="length of one turn")
     parser.add_argument("--rounds", type=int, default=2, help="turns of each setup")
     args = parser.parse_args()
+    missing = [name for name in ("redis-server",) if shutil.which(name) is None]
+    missing += [] if find_nginx() else ["nginx"]
+    if missing:
+        print(f"skipped: {' and '.join(missing)} not installed (scripts/install-system-deps.sh)")
+        return
 
     with (
         tempfile.TemporaryDirectory(prefix="agx-bench-scale-") as folder,
@@ -153,8 +177,9 @@ def main() -> None:
                 Setup("one replica behind nginx", single.url),
                 Setup("two replicas behind nginx", cluster.url),
             ]
-            for setup in setups:
-                create_sessions(setup, args.clients)
+            create_sessions(setups[0], args.clients)
+            create_sessions(setups[1], args.clients)
+            create_sessions(setups[2], args.clients, cluster.nginx)
             components = {
                 "replicas": [replica.pid for replica in cluster.replicas],
                 "nginx": [cluster.nginx.pid, single.pid],
@@ -164,7 +189,7 @@ def main() -> None:
             for _ in range(args.rounds):
                 for setup in setups:
                     run(setup, args.seconds, components)  # type: ignore[arg-type]
-            split = owners(cluster.nginx, setups[2].sessions)
+            split = Counter(owners(cluster.nginx, setups[2].sessions).values())
         finally:
             single.stop()
 
@@ -192,7 +217,7 @@ def main() -> None:
     ratio = setups[2].rate / setups[1].rate
     print(
         f"two replicas ÷ one, behind nginx: {ratio:.2f}× (at most about {os.cpu_count()}× "
-        f"on {os.cpu_count()} cores); sessions per replica: {'/'.join(map(str, split))}; "
+        f"on {os.cpu_count()} cores); sessions per replica: {'/'.join(map(str, split.values()))}; "
         f"nginx ÷ direct with one replica: {setups[1].rate / setups[0].rate:.2f}×"
     )
 

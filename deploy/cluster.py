@@ -304,6 +304,7 @@ class Nginx(Service):
             raise FileNotFoundError("nginx is not installed (scripts/install-system-deps.sh)")
         # NOTE: its own folder under the system temp dir, readable by all: run as root,
         # nginx's workers are `nobody` and must reach the temp folders in it.
+        self.servers = list(servers)
         self.prefix = Path(tempfile.mkdtemp(prefix="agx-nginx-"))
         self.prefix.chmod(0o755)
         self.port = free_port()
@@ -320,13 +321,16 @@ class Nginx(Service):
                 access_log=f"{self.access_log_path} agx" if log_requests else "off",
             )
         )
-        self._binary = binary
-        base = [binary, "-c", str(self.conf), "-p", str(self.prefix)]
-        super().__init__("nginx", [*base, "-g", "daemon off;"], log_path=self.prefix / "out.log")
+        # -e: the log nginx writes before it has read error_log from the configuration
+        # (its compiled-in default may be a system path a non-root user cannot open).
+        self._base = [binary, "-c", str(self.conf), "-p", str(self.prefix)]
+        self._base += ["-e", str(self.prefix / "error.log")]
+        command = [*self._base, "-g", "daemon off;"]
+        super().__init__("nginx", command, log_path=self.prefix / "out.log")
 
     def test_config(self) -> subprocess.CompletedProcess[str]:
         """`nginx -t` on the written configuration: its exit status and what it said."""
-        command = [self._binary, "-t", "-c", str(self.conf), "-p", str(self.prefix)]
+        command = [*self._base, "-t"]
         return subprocess.run(command, capture_output=True, text=True, timeout=30)
 
     def start(self, timeout_s: float = 10.0) -> None:

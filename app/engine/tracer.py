@@ -13,7 +13,8 @@ from __future__ import annotations
 import gc
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any, NamedTuple
@@ -145,6 +146,21 @@ class _Worker(threading.Thread):
 
 
 _WORKERS = _WorkerPool()
+_RNG_LOCK = threading.Lock()
+
+
+def _rng_state() -> tuple[torch.Tensor, list[torch.Tensor] | None]:
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+    return torch.get_rng_state(), cuda
+
+
+def _set_rng_state(state: tuple[torch.Tensor, list[torch.Tensor] | None]) -> None:
+    cpu, cuda = state
+    torch.set_rng_state(cpu)
+    if cuda is not None:
+        torch.cuda.set_rng_state_all(cuda)
+
+
 _frozen = False
 
 
@@ -184,6 +200,7 @@ class Run:
         self._closing = False
         self._cv = threading.Condition()
         self._started = False
+        self._rng: tuple[torch.Tensor, list[torch.Tensor] | None] | None = None
         self._finished = threading.Event()
         self.parked = False
         self._code = compile(program.source, program.path, "exec")
@@ -195,7 +212,7 @@ class Run:
         """Run until the goal is reached or the program ends."""
         if self.done:
             return
-        with self._cv:
+        with self._own_rng(), self._cv:
             self._goal = Goal(by, count, self)
             if not self._started:
                 self._started = True
@@ -204,6 +221,27 @@ class Run:
                 self._cv.notify_all()
             while self._goal is not None and not self.done:
                 self._cv.wait()
+
+    @contextmanager
+    def _own_rng(self) -> Iterator[None]:
+        """Give this run the process's random generators while it is in setup.
+
+        NOTE: torch's default generators are global, shared by every session of
+        the process; two programs seeding and drawing at once would mix their
+        streams. Lessons draw random numbers in setup only (tests check this),
+        so a run holds the generators, with its own saved state swapped in,
+        for any move that starts before its training loop does.
+        """
+        if self.iteration >= 0:
+            yield
+            return
+        with _RNG_LOCK:
+            if self._rng is not None:
+                _set_rng_state(self._rng)
+            try:
+                yield
+            finally:
+                self._rng = _rng_state()
 
     def close(self) -> None:
         """Stop a paused program and wait for its thread to end."""

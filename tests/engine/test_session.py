@@ -486,3 +486,43 @@ def test_static_graph_is_captured_once_and_lights_up_op_by_op() -> None:
         assert later["edges"] == first["edges"]
     finally:
         session.close()
+
+
+def test_sessions_stepping_in_turn_keep_their_own_random_streams() -> None:
+    """torch's generators are global: interleaved setups must not mix streams."""
+    first, second = _session("autograd", seed=0), _session("nn", seed=1)
+    try:
+        while not (first.done and second.done):
+            first.step(by="event")
+            second.step(by="event", count=3)
+        assert (
+            first._run.scope["losses"]
+            == run_plain("autograd", _config("autograd", seed=0))["losses"]
+        )
+        assert second._run.scope["losses"] == run_plain("nn", _config("nn", seed=1))["losses"]
+    finally:
+        first.close()
+        second.close()
+
+
+@pytest.mark.parametrize("lesson_id", list(LESSONS))
+def test_lessons_draw_random_numbers_in_setup_only(lesson_id: str) -> None:
+    """The invariant behind Run._own_rng: no draw once the training loop has begun."""
+    import sys
+
+    lesson = get_lesson(lesson_id)
+    at_loop: list[torch.Tensor] = []
+
+    def trace(frame, event, arg):  # type: ignore[no-untyped-def]
+        if frame.f_code.co_filename != str(lesson.path):
+            return None
+        if event == "line" and frame.f_lineno == lesson.loop_body_line and not at_loop:
+            at_loop.append(torch.get_rng_state())
+        return trace
+
+    sys.settrace(trace)
+    try:
+        run_plain(lesson_id, _config(lesson_id))
+    finally:
+        sys.settrace(None)
+    assert at_loop and torch.equal(at_loop[0], torch.get_rng_state())

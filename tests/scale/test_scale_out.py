@@ -9,6 +9,7 @@ whether it holds the session live, holds an older live copy, or rebuilds it by r
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -86,11 +87,18 @@ def _as_json(state: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(state))
 
 
-def test_any_replica_serves_any_session_through_a_crash_and_a_redis_restart(cluster: Cluster):
-    nginx = httpx.Client(base_url=cluster.url, timeout=60)
-    replicas = httpx.Client(timeout=60)
+@pytest.fixture
+def http() -> Iterator[httpx.Client]:
+    with httpx.Client(timeout=60) as client:
+        yield client
+
+
+def test_any_replica_serves_any_session_through_a_crash_and_a_redis_restart(
+    cluster: Cluster, http: httpx.Client
+):
+    sessions = f"{cluster.url}/api/sessions"  # through nginx
     created = [
-        nginx.post("/api/sessions", json={"lesson": lesson, "config": {**SMALL, **extra}})
+        http.post(sessions, json={"lesson": lesson, "config": {**SMALL, **extra}})
         for lesson, extra in SESSIONS
     ]
     assert [response.status_code for response in created] == [201] * len(SESSIONS)
@@ -104,14 +112,14 @@ def test_any_replica_serves_any_session_through_a_crash_and_a_redis_restart(clus
         for k in range(first, last + 1):
             for session_id in ids:
                 before = expected[session_id][k - 1]["cursor"]
-                answer = send(nginx, f"/api/sessions/{session_id}", moves[k - 1], before)
+                answer = send(http, f"{sessions}/{session_id}", moves[k - 1], before)
                 assert answer.status_code == 200, answer.text
                 assert answer.json() == expected[session_id][k], (session_id, moves[k - 1])
 
     def every_replica_answers(k: int) -> None:
         for replica in cluster.replicas:
             for session_id in ids:
-                answer = replicas.get(f"{replica.url}/api/sessions/{session_id}")
+                answer = http.get(f"{replica.url}/api/sessions/{session_id}")
                 assert answer.status_code == 200, answer.text
                 assert answer.json() == expected[session_id][k], (replica.name, session_id)
 
@@ -153,7 +161,7 @@ def test_any_replica_serves_any_session_through_a_crash_and_a_redis_restart(clus
     with cluster.redis.client() as redis:
         assert set(redis.zrange(RECORDS_INDEX, 0, -1)) == set(ids)
     for session_id in ids:
-        answer = nginx.get(f"/api/sessions/{session_id}")
+        answer = http.get(f"{sessions}/{session_id}")
         assert answer.status_code == 200, answer.text
         assert answer.json() == final[session_id]
 
@@ -161,43 +169,30 @@ def test_any_replica_serves_any_session_through_a_crash_and_a_redis_restart(clus
     # from the restored records.
     victim.start()
     for session_id in ids:
-        answer = replicas.get(f"{victim.url}/api/sessions/{session_id}")
+        answer = http.get(f"{victim.url}/api/sessions/{session_id}")
         assert answer.status_code == 200, answer.text
         assert answer.json() == final[session_id]
-    nginx.close()
-    replicas.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "engine: every run in a process draws from torch's one global generator, so a "
-        "session paused between torch.manual_seed(seed) and its last random draw takes "
-        "numbers another session's steps moved; its replay elsewhere (or its plain run) "
-        "differs. Remove this mark when runs keep their own RNG state."
-    ),
-)
 def test_sessions_interleaved_through_setup_show_the_same_numbers_on_every_replica(
-    cluster: Cluster,
+    cluster: Cluster, http: httpx.Client
 ):
     first, second = cluster.replicas
-    with httpx.Client(timeout=60) as client:
-        ids = [
-            client.post(
-                f"{first.url}/api/sessions",
-                json={"lesson": "autograd", "config": {**SMALL, "seed": seed}},
-            ).json()["id"]
-            for seed in (0, 1)
-        ]
-        # One event at a time, taking turns: both runs are paused inside their setup.
-        for _ in range(12):
-            for session_id in ids:
-                step = {"by": "event", "count": 1}
-                client.post(f"{first.url}/api/sessions/{session_id}/step", json=step)
-        on_first = [
-            client.post(f"{first.url}/api/sessions/{i}/step", json={"by": "end"}).json()
-            for i in ids
-        ]
-        on_second = [client.get(f"{second.url}/api/sessions/{i}").json() for i in ids]
+    ids = [
+        http.post(
+            f"{first.url}/api/sessions",
+            json={"lesson": "autograd", "config": {**SMALL, "seed": seed}},
+        ).json()["id"]
+        for seed in (0, 1)
+    ]
+    # One event at a time, taking turns: both runs are paused inside their setup.
+    for _ in range(12):
+        for session_id in ids:
+            step = {"by": "event", "count": 1}
+            http.post(f"{first.url}/api/sessions/{session_id}/step", json=step)
+    on_first = [
+        http.post(f"{first.url}/api/sessions/{i}/step", json={"by": "end"}).json() for i in ids
+    ]
+    on_second = [http.get(f"{second.url}/api/sessions/{i}").json() for i in ids]
 
     assert on_second == on_first
