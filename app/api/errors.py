@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
+import redis.exceptions
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -125,6 +126,11 @@ async def _on_engine_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(code, str(exc), headers=headers)
 
 
+async def _on_store_unreachable(request: Request, exc: Exception) -> JSONResponse:
+    detail = "the session store (Redis) cannot be reached right now; try again in a moment"
+    return error_response(status.HTTP_503_SERVICE_UNAVAILABLE, detail, headers={"Retry-After": "5"})
+
+
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     # NOTE: Starlette answers this from outside every middleware, so the security
     # headers are added here; the exception itself is logged by Starlette.
@@ -141,3 +147,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, _on_http)
     for exc_type in _STATUS:
         app.add_exception_handler(exc_type, _on_engine_error)
+    for exc_type in (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+        app.add_exception_handler(exc_type, _on_store_unreachable)

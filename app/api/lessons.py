@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, Body, HTTPException, status
 
+from app.api.deps import LimitsDep
 from app.api.errors import responses
-from app.api.schemas import LessonDetail, LessonInfo
+from app.api.schemas import ConfigCheck, LessonDetail, LessonInfo
+from app.lessons.config import ConfigError, resolve_config
 from app.lessons.registry import LESSONS, Lesson, get_lesson
 
 __all__ = ["router"]
@@ -32,6 +34,16 @@ async def list_lessons() -> list[dict[str, Any]]:
     return [_info(lesson) for lesson in LESSONS.values()]
 
 
+def _lesson(lesson: str) -> Lesson:
+    try:
+        return get_lesson(lesson)
+    except KeyError:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND,
+            f"there is no lesson {lesson[:64]!r}; the lessons are {', '.join(LESSONS)}",
+        ) from None
+
+
 @router.get(
     "/{lesson}",
     response_model=LessonDetail,
@@ -40,12 +52,26 @@ async def list_lessons() -> list[dict[str, Any]]:
 )
 async def read_lesson(lesson: str) -> dict[str, Any]:
     """Return one lesson: its source (the code that runs) and its notes by line."""
-    try:
-        found = get_lesson(lesson)
-    except KeyError:
-        raise HTTPException(
-            status.HTTP_404_NOT_FOUND,
-            f"there is no lesson {lesson[:64]!r}; the lessons are {', '.join(LESSONS)}",
-        ) from None
+    found = _lesson(lesson)
     notes = {str(line): dict(note) for line, note in found.notes.items()}
     return {**_info(found), "source": found.source, "notes": notes}
+
+
+@router.post(
+    "/{lesson}/config",
+    response_model=ConfigCheck,
+    responses=responses(status.HTTP_404_NOT_FOUND, status.HTTP_413_CONTENT_TOO_LARGE),
+)
+def check_config(
+    lesson: str, limits: LimitsDep, config: Annotated[dict[str, Any], Body()]
+) -> dict[str, Any]:
+    """Say whether a config (the settings that differ from the defaults) would be accepted.
+
+    Always 200 for a JSON object: a form can check its values as they are typed
+    without an error answer, and show `detail` next to `field`.
+    """
+    try:
+        resolved = resolve_config(_lesson(lesson), config, limits=limits)
+    except ConfigError as error:
+        return {"valid": False, "config": None, "field": error.field, "detail": error.message}
+    return {"valid": True, "config": resolved, "field": None, "detail": None}

@@ -212,6 +212,17 @@ class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class ConfigCheck(BaseModel):
+    """The answer of POST /api/lessons/{lesson}/config: whether a config would be accepted."""
+
+    valid: bool = Field(description="Whether POST /api/sessions would accept this config.")
+    config: dict[str, Any] | None = Field(
+        description="The resolved config (defaults filled in) when valid, else null."
+    )
+    field: str | None = Field(description="The field at fault when invalid, else null.")
+    detail: str | None = Field(description="What to change when invalid, else null.")
+
+
 class CreateSession(_In):
     lesson: StrictStr = Field(description="A lesson id from GET /api/lessons.", examples=["nn"])
     config: dict[str, Any] = Field(

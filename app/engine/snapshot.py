@@ -130,7 +130,10 @@ def tensor_detail(value: torch.Tensor | np.ndarray) -> dict[str, Any]:
         block = data
         while block.dim() > 2:
             block = block[0]
-        block = block[:_PREVIEW, :_PREVIEW] if block.dim() == 2 else block[:_PREVIEW]
+        if block.dim() == 2:
+            block = block[:_PREVIEW, :_PREVIEW]
+        elif block.dim() == 1:
+            block = block[:_PREVIEW]
         detail["preview"] = _nested(block)
         finite = data[torch.isfinite(data)]
         if finite.numel():

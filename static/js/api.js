@@ -50,6 +50,14 @@ const session = (id) => `/api/sessions/${encodeURIComponent(id)}`;
 export const devices = () => call("GET", "/api/devices");
 
 /**
+ * Ask whether `config` would be accepted for `lesson`, without an error answer
+ * (a refused config is a 200 here, so the browser logs no failed request).
+ * @returns {Promise<{valid: boolean, config: ?Object, field: ?string, detail: ?string}>}
+ */
+export const checkConfig = (lesson, config) =>
+  call("POST", `/api/lessons/${encodeURIComponent(lesson)}/config`, { body: config });
+
+/**
  * Start a session of `lesson`; `config` holds the settings that differ from its defaults.
  * @returns {Promise<Object>} State
  */

@@ -97,16 +97,18 @@ class Explorer {
    * @param {boolean} push whether this makes a new history entry
    */
   async open(overrides, cursor, push) {
+    const refuse = (detail) => {
+      config.render({ ...this.lesson.defaults, ...overrides });
+      config.showError(detail, this.lesson.fields);
+      if (!this.state) controls.idle("fix the configuration to start");
+    };
+    const check = await api.checkConfig(this.lesson.id, overrides);
+    if (!check.valid) return refuse(check.detail);
     let state;
     try {
       state = await api.createSession(this.lesson.id, overrides);
     } catch (error) {
-      if (error instanceof ApiError && error.status === 422) {
-        config.render({ ...this.lesson.defaults, ...overrides });
-        config.showError(error.detail, this.lesson.fields);
-        if (!this.state) controls.idle("fix the configuration to start");
-        return;
-      }
+      if (error instanceof ApiError && error.status === 422) return refuse(error.detail);
       throw error;
     }
     config.clearErrors();

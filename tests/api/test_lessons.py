@@ -38,3 +38,20 @@ def test_unknown_lesson_is_404_naming_the_lessons(api):
     assert response.status_code == 404
     assert "backprop" in response.json()["detail"]
     assert "autograd" in response.json()["detail"]
+
+
+def test_config_check_answers_200_either_way(api) -> None:  # type: ignore[no-untyped-def]
+    bad = api.post("/api/lessons/autograd/config", json={"N": 0})
+    assert bad.status_code == 200
+    assert bad.json() == {
+        "valid": False,
+        "config": None,
+        "field": "N",
+        "detail": bad.json()["detail"],
+    }
+    assert "N must be an integer" in bad.json()["detail"]
+    good = api.post("/api/lessons/nn/config", json={"learning_rate": 0.01})
+    assert good.status_code == 200 and good.json()["valid"] is True
+    assert good.json()["config"]["learning_rate"] == 0.01 and good.json()["config"]["N"] == 64
+    assert api.post("/api/lessons/nope/config", json={}).status_code == 404
+    assert api.post("/api/lessons/nn/config", json=[1]).status_code == 422

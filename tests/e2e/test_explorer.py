@@ -114,9 +114,10 @@ def test_the_buttons_are_reachable_with_tab_and_show_focus(explorer: Explorer, p
 
 
 def test_a_bad_config_in_the_url_shows_the_api_message_next_to_the_field(
-    explorer: Explorer, page: Page, console: ConsoleWatch
+    explorer: Explorer, page: Page
 ) -> None:
-    console.expect(r"status of 422")  # Chromium logs every 4xx answer; this one is expected
+    # The form checks its values with POST /api/lessons/{id}/config (a 200 either
+    # way), so a refused config logs no failed request: no console error is allowed.
     explorer.open("autograd", "N=0&D_in=16&H=8&D_out=4&iterations=3")
     message = page.locator("#err-N")
     expect(message).to_be_visible()

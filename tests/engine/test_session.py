@@ -346,6 +346,9 @@ def test_tensor_detail_and_unknown_names() -> None:
         assert sum(detail["histogram"]["counts"]) == 20 * 10
         assert len(detail["histogram"]["edges"]) == 33
         assert session.tensor("w1.grad")["shape"] == [20, 10]
+        loss = session.tensor("loss")  # a 0-dimensional tensor: its preview is the number
+        assert loss["shape"] == [] and loss["preview"] == session.state()["losses"][-1]
+        assert sum(loss["histogram"]["counts"]) == 1
         for name in ("nope", "__builtins__", "w1.grad.grad", "../w1"):
             with pytest.raises(KeyError):
                 session.tensor(name)
