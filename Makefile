@@ -44,11 +44,8 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy app
 	$(VENV)/bin/hadolint Dockerfile
 
-# Every bench/*.py is a script that prints its own ratios; files starting with _ are helpers.
+# One run of every benchmark, printed as one table of figures and targets (bench/bench_all.py);
+# each bench/bench_*.py also runs alone. BENCH_ARGS=--no-browser skips the Chromium step.
+BENCH_ARGS ?=
 bench: $(STAMP)
-	@shopt -s nullglob; scripts=(bench/[!_]*.py); \
-	if [ $${#scripts[@]} -eq 0 ]; then echo "bench/ has no benchmark scripts yet."; fi; \
-	for script in "$${scripts[@]}"; do \
-	  echo "== $$script"; \
-	  $(PY) "$$script" || exit 1; \
-	done
+	$(PY) bench/bench_all.py $(BENCH_ARGS)

@@ -9,7 +9,7 @@ as an error.
 
 The clients are a minimal HTTP/1.1 client on asyncio streams (one keep-alive connection
 each), so that the load generator's own CPU, on the same cores as the server, stays small
-next to the server's; an httpx client costs several times more per request.
+next to the server's (an httpx client costs more CPU per request).
 
 Memory: the server's resident set size (psutil) before and after creating SESSIONS
 `autograd` sessions at the seed sizes and stepping each through its first iteration, per
@@ -138,15 +138,28 @@ async def _round(url: str, clients: int, seconds: float) -> dict[str, Any]:
 def measure_throughput(
     *, clients: int = CLIENTS, round_s: float = ROUND_S, rounds: int = ROUNDS
 ) -> dict[str, Any]:
-    """Alternate 1-client and `clients`-client rounds on one server; return the rates."""
+    """Alternate 1-client and `clients`-client rounds on one server; return the rates.
+
+    Also the server process's CPU use in each kind of round (CPU seconds per second of
+    wall time): near 1.0 means its one interpreter is busy all the time, which no number
+    of clients can raise while the work holds the GIL.
+    """
     with tempfile.TemporaryDirectory() as data_dir:
         server, url = start_server(data_dir)
+        process = psutil.Process(server.pid)
+
+        def timed_round(count: int) -> dict[str, Any]:
+            cpu = sum(process.cpu_times()[:2])
+            result = asyncio.run(_round(url, count, round_s))
+            result["cpu"] = (sum(process.cpu_times()[:2]) - cpu) / result["seconds"]
+            return result
+
         try:
             asyncio.run(_round(url, clients, 1.0))  # warm up: threads, layouts, allocator
             one, many = [], []
             for _ in range(rounds):
-                one.append(asyncio.run(_round(url, 1, round_s)))
-                many.append(asyncio.run(_round(url, clients, round_s)))
+                one.append(timed_round(1))
+                many.append(timed_round(clients))
         finally:
             server.terminate()
             server.wait(timeout=10)
@@ -159,6 +172,8 @@ def measure_throughput(
         "ratio": statistics.median(ratios),
         "errors": sum(r["errors"] for r in one + many),
         "steps": sum(r["steps"] for r in one + many),
+        "cpu_one": statistics.median(o["cpu"] for o in one),
+        "cpu_many": statistics.median(m["cpu"] for m in many),
     }
 
 
@@ -278,6 +293,10 @@ def main() -> None:
     print(f"throughput, steps/s (median of {args.rounds} rounds of {args.round_s:g} s):")
     print(f"  1 client  {t['one']:8.0f}")
     print(f"  {t['clients']} clients {t['many']:8.0f}")
+    print(
+        f"  server CPU per second: {t['cpu_one']:.2f} with 1 client, "
+        f"{t['cpu_many']:.2f} with {t['clients']}"
+    )
     print(
         f"  ratio {t['ratio']:.2f}× (rounds: {ratios}; target ≥ {TARGET_RATIO:g}×), "
         f"{t['errors']} errors in {t['steps']} steps: {verdict}"

@@ -2,18 +2,35 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, TypeVar
 
 import httpx
+import psutil
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+
+T = TypeVar("T")
+
+
+def run_async(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run `main()` to completion on a fresh event loop in its own thread.
+
+    `asyncio.run` refuses to start in a thread whose loop is running, and Playwright's
+    sync API keeps one running on the main thread for as long as its session-scoped
+    browser lives, so async clients in tests always get a thread of their own.
+    """
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, main()).result()
 
 
 class LiveServer:
@@ -59,6 +76,13 @@ class LiveServer:
         except subprocess.TimeoutExpired:
             self._process.kill()
             self._process.wait()
+
+    @property
+    def process(self) -> psutil.Process:
+        """The uvicorn process, to measure its memory or kill it."""
+        if self._process is None:
+            raise RuntimeError("the server has not been started")
+        return psutil.Process(self._process.pid)
 
     def log(self) -> str:
         """Return what the server printed so far."""

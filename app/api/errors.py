@@ -83,6 +83,15 @@ def _describe(error: dict[str, Any]) -> str:
 _FASTAPI_BODY_ERROR = "There was an error parsing the body"
 
 
+def _body_error(cause: BaseException | None) -> str:
+    """Say why json.loads refused a body that FastAPI could not parse."""
+    if isinstance(cause, RecursionError):
+        return "the request body is not valid JSON here: it is nested too deeply"
+    if isinstance(cause, ValueError) and "digits" in str(cause):
+        return "the request body holds a number with too many digits (over 4300)"
+    return "the request body is not valid JSON (it must be UTF-8 text)"
+
+
 async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     return error_response(status.HTTP_422_UNPROCESSABLE_CONTENT, validation_detail(exc.errors()))
@@ -92,9 +101,8 @@ async def _on_http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
     detail = exc.detail
     if exc.status_code == status.HTTP_400_BAD_REQUEST and detail == _FASTAPI_BODY_ERROR:
-        # FastAPI's answer to a body that is not even text: as invalid as broken JSON.
-        detail = "the request body is not valid JSON (it must be UTF-8 text)"
-        return error_response(status.HTTP_422_UNPROCESSABLE_CONTENT, detail)
+        # FastAPI's answer to a body json.loads raised on: as invalid as broken JSON.
+        return error_response(status.HTTP_422_UNPROCESSABLE_CONTENT, _body_error(exc.__cause__))
     if exc.status_code == status.HTTP_404_NOT_FOUND and detail == "Not Found":
         detail = f"nothing is served at {request.url.path}; the API is described at /docs"
     elif exc.status_code == status.HTTP_405_METHOD_NOT_ALLOWED:

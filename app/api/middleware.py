@@ -12,11 +12,19 @@ from fastapi.responses import JSONResponse
 from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.settings import Settings
 
-__all__ = ["SECURITY_HEADERS", "BodyLimit", "SecurityHeaders", "TrustedHosts", "install_middleware"]
+__all__ = [
+    "SECURITY_HEADERS",
+    "BodyLimit",
+    "Cors",
+    "SecurityHeaders",
+    "TrustedHosts",
+    "install_middleware",
+]
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -37,13 +45,37 @@ def install_middleware(app: FastAPI, settings: Settings) -> None:
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(
-            CORSMiddleware,
+            Cors,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Content-Type"],
         )
     app.add_middleware(TrustedHosts, allowed_hosts=settings.allowed_hosts)
     app.add_middleware(SecurityHeaders)
+
+
+class Cors(CORSMiddleware):
+    """Starlette's CORS, with refused preflights answered like every other error."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code != status.HTTP_400_BAD_REQUEST:
+            return response
+        refused = bytes(response.body).decode().removeprefix("Disallowed CORS ").split(", ")
+        asked = {
+            "origin": f"the origin {request_headers['origin']!r} (allowed origins are set by "
+            "AGX_CORS_ORIGINS)",
+            "method": f"the method {request_headers['access-control-request-method']!r} "
+            f"(allowed: {', '.join(sorted(self.allow_methods))})",
+            "headers": f"the headers {request_headers.get('access-control-request-headers')!r} "
+            "(allowed: Content-Type)",
+            "private-network": "private network access",
+        }
+        detail = "this cross-origin request is refused for " + " and ".join(
+            asked.get(part, part) for part in refused
+        )
+        headers = {k: v for k, v in response.headers.items() if k.startswith("access-control-")}
+        return JSONResponse({"detail": detail}, status_code=response.status_code, headers=headers)
 
 
 class SecurityHeaders:

@@ -15,19 +15,6 @@ if TYPE_CHECKING:
 __all__ = ["autograd_graph", "build_graph", "static_graph"]
 
 
-def _grad_brief(grads: tuple[Any, ...]) -> list[dict[str, Any] | None]:
-    """Shape and norm of each gradient a node received or produced."""
-    brief: list[dict[str, Any] | None] = []
-    with torch.no_grad():
-        for g in grads:
-            if isinstance(g, torch.Tensor):
-                norm = float(g.detach().double().norm()) if g.numel() else 0.0
-                brief.append({"shape": list(g.shape), "norm": norm if norm == norm else None})
-            else:
-                brief.append(None)
-    return brief
-
-
 def _function_node(record: NodeRecord) -> dict[str, Any]:
     return {
         "id": record.id,
@@ -46,8 +33,8 @@ def _function_node(record: NodeRecord) -> dict[str, Any]:
         ],
         "executed": record.executed,
         "tensors": [],
-        "grad_inputs": _grad_brief(record.grad_inputs) if record.executed else [],
-        "grad_outputs": _grad_brief(record.grad_outputs) if record.executed else [],
+        "grad_inputs": record.grad_inputs if record.executed else [],
+        "grad_outputs": record.grad_outputs if record.executed else [],
     }
 
 

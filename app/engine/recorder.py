@@ -46,6 +46,9 @@ class SavedRecord:
         return self.tensor._version
 
 
+GradBrief = dict[str, Any]  # {"shape": [...], "norm": float | None}
+
+
 @dataclass
 class NodeRecord:
     """What the explorer knows about one autograd node (a ``grad_fn``)."""
@@ -56,8 +59,29 @@ class NodeRecord:
     shape: list[int] | None = None
     saved: list[SavedRecord] = field(default_factory=list)
     executed: bool = False
-    grad_inputs: tuple[Any, ...] = ()
-    grad_outputs: tuple[Any, ...] = ()
+    grad_inputs: list[GradBrief | None] = field(default_factory=list)
+    grad_outputs: list[GradBrief | None] = field(default_factory=list)
+
+
+def grad_brief(grads: tuple[Any, ...]) -> list[GradBrief | None]:
+    """Shape and norm of each gradient a node received or produced.
+
+    NOTE: a record keeps these summaries, never the gradients themselves: a
+    reference held past the hook makes AccumulateGrad copy into a new `.grad`
+    instead of stealing the incoming buffer, which changes version counters
+    from what a plain run shows.
+    """
+    brief: list[GradBrief | None] = []
+    with torch.no_grad():
+        for g in grads:
+            if not isinstance(g, torch.Tensor):
+                brief.append(None)
+            elif torch._C._functorch.is_functorch_wrapped_tensor(g):
+                brief.append({"shape": list(g.shape), "norm": None})  # no value to read
+            else:
+                norm = float(g.detach().double().norm()) if g.numel() else 0.0
+                brief.append({"shape": list(g.shape), "norm": norm if norm == norm else None})
+    return brief
 
 
 def _saved_attrs(node: Any, cache: dict[type, tuple[str, ...]]) -> tuple[str, ...]:
@@ -328,7 +352,7 @@ class Recorder(TorchFunctionMode):
                 sys.settrace(None)
                 for record in records:
                     record.executed = True
-                    record.grad_inputs = record.grad_outputs = ()
+                    record.grad_inputs, record.grad_outputs = [], []
                 self.pacer.skip_events(len(records))
                 return out
             handles = [self._hook(record) for record in records]
@@ -347,8 +371,9 @@ class Recorder(TorchFunctionMode):
 
         def hook(grad_inputs: tuple[Any, ...], grad_outputs: tuple[Any, ...]) -> None:
             record.executed = True
-            record.grad_inputs = grad_inputs
-            record.grad_outputs = grad_outputs
+            record.grad_inputs = grad_brief(grad_inputs)
+            record.grad_outputs = grad_brief(grad_outputs)
+            del grad_inputs, grad_outputs
             self.on_node(record)
 
         return record.node.register_hook(hook)

@@ -248,8 +248,19 @@ class Run:
         with self._cv:
             self._closing = True
             self._cv.notify_all()
-        if self._started:
-            self._finished.wait(timeout=10)
+        if not self._started or self._finished.wait(timeout=10):
+            self._release()
+
+    def _release(self) -> None:
+        """Drop the program's variables once nothing will read them again.
+
+        NOTE: lessons leave reference cycles behind (a custom Function's ctx, an
+        exception's traceback through the lesson's frames); without this, their
+        tensors would wait for the cycle collector after a session is closed.
+        """
+        self.scope.clear()
+        self.frames.clear()
+        self._pending_error = None
 
     @property
     def frame(self) -> FrameType | None:
@@ -267,6 +278,8 @@ class Run:
         try:
             return self._execute()
         finally:
+            if self._closing:
+                self._release()
             self._finished.set()
 
     def _execute(self) -> bool:

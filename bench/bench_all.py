@@ -1,0 +1,191 @@
+"""Every benchmark of DESIGN.md §8 in one run, printed as one table of figures and targets.
+
+Runs, one after the other on this machine: the engine (bench_engine.py: a lesson run to
+its end through the explorer vs the plain program, alternated), the REST round trips
+(bench_api.py: a step vs a no-op on a real uvicorn), the graph layout cache (bench_render.py:
+a hit, and a miss vs a bare `dot -Tsvg`), concurrency and memory (bench_load.py: 8 clients
+vs 1, RSS per session), and the browser (bench_browser.py: click `Step` until repainted;
+skipped where Chromium or Playwright is missing). Each script's own comparison is side by
+side (alternated or interleaved), so a busy machine slows both sides of a ratio alike.
+
+Run: make bench, or .venv/bin/python bench/bench_all.py [--no-browser]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench_api
+import bench_engine
+import bench_load
+import bench_render
+
+_MIB = 1024**2
+
+Row = tuple[str, str, str, str]  # measure, value, target, verdict
+
+
+def _verdict(met: bool) -> str:
+    return "ok" if met else "MISSED"
+
+
+def engine_rows() -> list[Row]:
+    m = bench_engine.measure(lesson="custom_module", iterations=500, repeat=7, steps=200)
+    return [
+        (
+            f"engine: run to end ÷ plain loop ({m['lesson']}, seed sizes, 500 it.)",
+            f"{m['ratio']:.2f}× ({m['explorer'] * 1e3:.0f} / {m['plain'] * 1e3:.0f} ms)",
+            f"≤ {bench_engine.TARGET_RATIO:g}×",
+            _verdict(m["ratio"] <= bench_engine.TARGET_RATIO),
+        )
+    ]
+
+
+def api_rows() -> list[Row]:
+    m = bench_api.measure(steps=300)
+    noop = statistics.median(m["times"]["noop"])
+    step = statistics.median(m["times"]["step"])
+    return [
+        (
+            "REST: step {by: event} round trip ÷ no-op (medians)",
+            f"{m['step_ratio']:.2f}× ({step:.2f} / {noop:.2f} ms)",
+            f"≤ {bench_api.TARGET_STEP_RATIO:g}×",
+            _verdict(m["step_ratio"] <= bench_api.TARGET_STEP_RATIO),
+        ),
+        (
+            "REST: graph.svg cache hit, beyond a no-op",
+            f"{m['svg_hit']:.2f} ms",
+            f"≤ {bench_api.TARGET_SVG_HIT_MS:g} ms",
+            _verdict(m["svg_hit"] <= bench_api.TARGET_SVG_HIT_MS),
+        ),
+    ]
+
+
+def render_rows() -> list[Row]:
+    m = bench_render.measure()
+    hit = statistics.median(m["hit"])
+    miss, bare = statistics.fmean(m["miss"]), statistics.fmean(m["bare"])
+    return [
+        (
+            f"render: graph.svg cache hit ({m['nodes']}-node graph, median)",
+            f"{hit:.2f} ms",
+            "≤ 2 ms",
+            _verdict(hit <= 2.0),
+        ),
+        (
+            "render: cache miss ÷ bare dot -Tsvg (means)",
+            f"{m['ratio']:.2f}× ({miss:.1f} / {bare:.1f} ms)",
+            "≤ 1.5×",
+            _verdict(m["ratio"] <= 1.5),
+        ),
+    ]
+
+
+def load_rows() -> list[Row]:
+    t = bench_load.measure_throughput()
+    m = bench_load.measure_memory()
+    c = m["limit_config"]
+    dims = "×".join(str(c[k]) for k in ("N", "D_in", "H", "D_out"))
+    return [
+        (
+            f"load: {t['clients']} clients ÷ 1, steps/s (median of rounds)",
+            f"{t['ratio']:.2f}× ({t['many']:.0f} / {t['one']:.0f} per s), {t['errors']} errors; "
+            f"server CPU {t['cpu_one']:.2f} → {t['cpu_many']:.2f} s/s",
+            f"≥ {bench_load.TARGET_RATIO:g}×, no errors",
+            _verdict(t["ratio"] >= bench_load.TARGET_RATIO and not t["errors"]),
+        ),
+        (
+            f"memory: RSS per live session, seed sizes ({m['sessions']} sessions)",
+            f"{m['per_session'] / _MIB:.2f} MiB",
+            f"(estimate {m['seed_estimate'] / _MIB:.2f} MiB)",
+            "–",
+        ),
+        (
+            f"memory: one session at the budget's limit ({dims}), peak RSS",
+            f"{m['limit_peak'] / _MIB:.0f} MiB (held {m['limit_held'] / _MIB:.0f})",
+            f"≤ budget {m['budget'] / _MIB:.0f} MiB",
+            _verdict(m["limit_peak"] <= m["budget"]),
+        ),
+        (
+            "memory: given back by DELETE of that session",
+            f"{m['limit_released'] / _MIB:.0f} MiB",
+            f"≈ held {m['limit_held'] / _MIB:.0f} MiB",
+            _verdict(m["limit_released"] >= 0.9 * m["limit_held"]),
+        ),
+    ]
+
+
+def browser_rows() -> list[Row]:
+    name = "browser: click Step → graph and variables repainted, p95"
+    try:
+        import bench_browser
+    except ImportError as exc:
+        return [(name, f"not run ({exc})", f"≤ {100:g} ms", "–")]
+    if not Path(bench_browser.CHROMIUM).exists():
+        return [(name, f"not run (no Chromium at {bench_browser.CHROMIUM})", "≤ 100 ms", "–")]
+    m = bench_browser.measure(steps=30)
+    if m["errors"]:
+        return [(name, f"page errors: {m['errors'][0][:60]}", "≤ 100 ms", "MISSED")]
+    return [
+        (
+            name,
+            f"{m['p95']:.0f} ms (p50 {m['p50']:.0f})",
+            f"≤ {bench_browser.TARGET_P95_MS:g} ms",
+            _verdict(m["p95"] <= bench_browser.TARGET_P95_MS),
+        )
+    ]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--no-browser", action="store_true", help="skip the Chromium step")
+    args = parser.parse_args()
+    parts: list[tuple[str, Callable[[], list[Row]]]] = [
+        ("engine", engine_rows),
+        ("REST", api_rows),
+        ("render", render_rows),
+        ("load and memory", load_rows),
+    ]
+    if not args.no_browser:
+        parts.append(("browser", browser_rows))
+
+    started = time.monotonic()
+    load_before = os.getloadavg()[0]
+    rows: list[Row] = []
+    failed = False
+    for name, measure in parts:
+        print(f"measuring {name}…", file=sys.stderr, flush=True)
+        try:
+            rows += measure()
+        except Exception:  # one broken measurement must not hide the others
+            failed = True
+            traceback.print_exc()
+            rows.append((f"{name}: failed (traceback above)", "–", "–", "ERROR"))
+    load_after = os.getloadavg()[0]
+
+    print(
+        f"\nAutograd Explorer benchmarks: {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} CPUs, load average {load_before:.1f} → {load_after:.1f}, "
+        f"{time.monotonic() - started:.0f} s"
+    )
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    header = ("measure", "value", "target", "")
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip())
+    print("  ".join("-" * w for w in widths))
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
