@@ -32,8 +32,10 @@ $(STAMP): pyproject.toml scripts/install-system-deps.sh
 	$(PY) -m pip install $(if $(TORCH_INDEX_URL),--extra-index-url $(TORCH_INDEX_URL)) -e '.[test]'
 	touch $@
 
+# MALLOC_ARENA_MAX=2: glibc's per-thread arenas otherwise keep freed tensor memory
+# (see "Limits and guarantees" in the README).
 run: $(STAMP)
-	$(PY) -m uvicorn app.main:app --host $(HOST) --port $(PORT)
+	MALLOC_ARENA_MAX=2 $(PY) -m uvicorn app.main:app --host $(HOST) --port $(PORT)
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -127,7 +127,7 @@ _STATUS: dict[type[Exception], int] = {
 async def _on_engine_error(request: Request, exc: Exception) -> JSONResponse:
     code = next(_STATUS[t] for t in type(exc).__mro__ if t in _STATUS)
     headers = None
-    if isinstance(exc, Busy):
+    if isinstance(exc, Busy | TooManySessions):
         headers = {"Retry-After": str(exc.retry_after_s)}
     elif code == status.HTTP_503_SERVICE_UNAVAILABLE:
         headers = {"Retry-After": "5"}

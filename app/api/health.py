@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from functools import cache
 from typing import Annotated, Literal
 
@@ -10,6 +9,7 @@ from fastapi import APIRouter, Depends, Response, status
 from pydantic import BaseModel
 
 from app.engine.devices import Device, available_devices
+from app.engine.render import RenderError, dot_version
 from app.settings import Settings, get_settings
 
 __all__ = ["router"]
@@ -32,7 +32,7 @@ def healthz(response: Response, settings: Annotated[Settings, Depends(get_settin
     """Report Graphviz's version and the devices lessons can run on (503 without Graphviz)."""
     try:
         graphviz = _dot_version(settings.dot_timeout_s)
-    except (OSError, subprocess.SubprocessError):
+    except RenderError:
         # Without dot no graph can be drawn: tell the orchestrator this replica is unfit.
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
         return Health(status="unavailable", graphviz=None, devices=available_devices())
@@ -43,10 +43,4 @@ def healthz(response: Response, settings: Annotated[Settings, Depends(get_settin
 def _dot_version(timeout_s: float) -> str:
     # functools.cache keeps successes only (a raise is not cached), so a missing or hung
     # dot is asked again at the next check rather than remembered as broken.
-    completed = subprocess.run(
-        ["dot", "-V"], capture_output=True, text=True, timeout=timeout_s, check=True
-    )
-    version = (completed.stderr or completed.stdout).strip()
-    if not version:
-        raise subprocess.SubprocessError("dot -V printed nothing")
-    return version
+    return dot_version(timeout_s=timeout_s)

@@ -306,6 +306,8 @@ class Recorder(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
+        if type(func) in _ATTRIBUTE_READS:
+            return func(*args, **kwargs)  # attribute reads such as `.grad` are not ops
         if func in _BACKWARD_FUNCS:
             return self._backward(func, args, kwargs)
         # NOTE: nothing inside a forward op calls back into lesson code (an
@@ -316,8 +318,6 @@ class Recorder(TorchFunctionMode):
         sys.settrace(None)
         try:
             out = func(*args, **kwargs)
-            if type(func) in _ATTRIBUTE_READS:
-                return out  # attribute reads such as `.grad` are not ops
             tensor = _first_tensor(out)
             if tensor is not None:
                 grad_fn = tensor.grad_fn

@@ -53,6 +53,10 @@ class UnknownSession(Exception):
 class TooManySessions(Exception):
     """The store holds `max_sessions` sessions already."""
 
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
 
 class Busy(Exception):
     """No torch job slot (or the session itself) came free within the queue timeout."""
@@ -117,7 +121,9 @@ class SessionStore:
             raise TooManySessions(
                 f"the server already holds its limit of {self._max_sessions} sessions; "
                 "delete sessions you no longer need (DELETE /api/sessions/{id}) or wait "
-                f"for idle ones to expire (after {self._ttl_s:g} s)"
+                f"for idle ones to expire (after {self._ttl_s:g} s)",
+                # A hint: an idle session frees a place within ttl_s; ask again within a minute.
+                retry_after_s=max(1, min(60, math.ceil(self._ttl_s))),
             )
         try:
             return self._use(record.id, _checked(Session.state), moves=True)

@@ -229,6 +229,7 @@ def test_session_cap_is_429_until_one_is_deleted(make_api):
 
     assert refused.status_code == 429
     assert "2 sessions" in refused.json()["detail"]
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
     assert accepted.status_code == 201
 
 
