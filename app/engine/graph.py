@@ -2,17 +2,33 @@
 
 from __future__ import annotations
 
+from math import isfinite
 from typing import TYPE_CHECKING, Any
 
 import torch
 
-from app.engine.recorder import NodeRecord
+from app.engine.recorder import GradBrief, NodeRecord
 from app.engine.snapshot import scope_tensors
 
 if TYPE_CHECKING:
     from app.engine.tracer import Run
 
 __all__ = ["autograd_graph", "build_graph", "static_graph"]
+
+
+def _grads(briefs: list[GradBrief | None]) -> list[dict[str, Any] | None]:
+    """The JSON of a node's gradient summaries: shape, and norm (null if not finite)."""
+    out: list[dict[str, Any] | None] = []
+    for brief in briefs:
+        if brief is None:
+            out.append(None)
+            continue
+        shape, norm = brief
+        value = None if norm is None else float(norm)
+        out.append(
+            {"shape": shape, "norm": value if value is not None and isfinite(value) else None}
+        )
+    return out
 
 
 def _function_node(record: NodeRecord) -> dict[str, Any]:
@@ -33,8 +49,8 @@ def _function_node(record: NodeRecord) -> dict[str, Any]:
         ],
         "executed": record.executed,
         "tensors": [],
-        "grad_inputs": record.grad_inputs if record.executed else [],
-        "grad_outputs": record.grad_outputs if record.executed else [],
+        "grad_inputs": _grads(record.grad_inputs) if record.executed else [],
+        "grad_outputs": _grads(record.grad_outputs) if record.executed else [],
     }
 
 

@@ -46,7 +46,9 @@ class SavedRecord:
         return self.tensor._version
 
 
-GradBrief = dict[str, Any]  # {"shape": [...], "norm": float | None}
+# The shape of a gradient and its norm, a 0-d tensor read only when a graph is built
+# (reading it in the hook would make the engine's CUDA thread wait for the device).
+GradBrief = tuple[list[int], torch.Tensor | None]
 
 
 @dataclass
@@ -64,7 +66,7 @@ class NodeRecord:
 
 
 def grad_brief(grads: tuple[Any, ...]) -> list[GradBrief | None]:
-    """Shape and norm of each gradient a node received or produced.
+    """Shape and norm of each gradient a node received or produced (None: no gradient).
 
     NOTE: a record keeps these summaries, never the gradients themselves: a
     reference held past the hook makes AccumulateGrad copy into a new `.grad`
@@ -77,10 +79,9 @@ def grad_brief(grads: tuple[Any, ...]) -> list[GradBrief | None]:
             if not isinstance(g, torch.Tensor):
                 brief.append(None)
             elif torch._C._functorch.is_functorch_wrapped_tensor(g):
-                brief.append({"shape": list(g.shape), "norm": None})  # no value to read
+                brief.append((list(g.shape), None))  # no value to read
             else:
-                norm = float(g.detach().double().norm()) if g.numel() else 0.0
-                brief.append({"shape": list(g.shape), "norm": norm if norm == norm else None})
+                brief.append((list(g.shape), g.detach().double().norm()))
     return brief
 
 

@@ -164,6 +164,37 @@ def test_node_events_follow_the_engine_order(lesson_id: str) -> None:
         session.close()
 
 
+def test_backward_nodes_report_their_gradients_and_leave_grad_as_torch_makes_it() -> None:
+    stepped = _session("autograd")
+    try:
+        while stepped.state()["phase"] != "backward" or stepped.state()["event"]["kind"] != "node":
+            stepped.step(by="event")
+        first = stepped.state()["event"]["node_id"]
+        while stepped.state()["phase"] == "backward":
+            stepped.step(by="event")
+        state, nodes = stepped.state(), {n["id"]: n for n in stepped.graph()["nodes"]}
+
+        # The root node received d loss / d loss = 1.
+        assert nodes[first]["grad_outputs"] == [{"shape": [], "norm": 1.0}]
+        # What each AccumulateGrad received is the leaf's new .grad.
+        accumulated = [n for n in nodes.values() if n["id"].startswith("acc:")]
+        assert len(accumulated) == 2
+        grad_norms = sorted(state["variables"][w]["grad"]["stats"]["norm"] for w in ("w1", "w2"))
+        received = sorted(n["grad_outputs"][0]["norm"] for n in accumulated)
+        assert received == pytest.approx(grad_norms, rel=1e-5)
+
+        # Stepping node by node leaves .grad as a plain backward does (AccumulateGrad
+        # steals the incoming buffer, version 0): equal to a replay, which runs it plainly.
+        replayed = _session("autograd")
+        try:
+            replayed.seek(cursor=stepped.cursor)
+            assert replayed.state()["variables"] == state["variables"]
+        finally:
+            replayed.close()
+    finally:
+        stepped.close()
+
+
 def test_inplace_lesson_ends_with_pytorchs_error() -> None:
     session = _session("inplace")
     session.step(by="end")
