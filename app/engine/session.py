@@ -52,6 +52,27 @@ def _loss(value: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
+class _Losses:
+    """The program's `losses` list as JSON numbers, each entry converted once.
+
+    Lessons only append Python floats to it, so a State costs a list copy, not a
+    conversion of every iteration so far.
+    """
+
+    def __init__(self) -> None:
+        self._source: list[Any] | None = None
+        self._values: list[float | None] = []
+
+    def of(self, scope: dict[str, Any]) -> list[float | None]:
+        source = scope.get("losses")
+        if not isinstance(source, list):
+            return []
+        if source is not self._source or len(source) < len(self._values):
+            self._source, self._values = source, []
+        self._values.extend(_loss(v) for v in source[len(self._values) :])
+        return list(self._values)
+
+
 class _Recent:
     """A small LRU of values by cursor (states and graphs seen recently)."""
 
@@ -94,6 +115,7 @@ class Session:
         self.config = dict(config)
         self._program = program_for(lesson)
         self._summaries = SummaryCache()
+        self._losses = _Losses()
         self._states = _Recent(recent)
         self._graphs = _Recent(recent)
         self._view: int | None = None
@@ -167,7 +189,7 @@ class Session:
             "phase": run.phase,
             "line": None if run.done else event.line,
             "event": event._asdict(),
-            "losses": [_loss(v) for v in run.scope.get("losses", [])],
+            "losses": self._losses.of(run.scope),
             "variables": self._summaries.summaries(scope_tensors(run)),
             "optimizer": optimizer_state(run),
             "error": dict(run.error) if run.error else None,
