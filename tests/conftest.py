@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -16,8 +18,11 @@ from typing import Any, TypeVar
 import httpx
 import psutil
 import pytest
+from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = os.environ.get("AGX_CHROMIUM", "/usr/bin/chromium")
+LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 T = TypeVar("T")
 
@@ -114,3 +119,50 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium, headless."""
+    if not Path(CHROMIUM).exists() and not shutil.which(CHROMIUM):
+        pytest.skip(f"no Chromium at {CHROMIUM}; install Debian's chromium package")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        yield launched
+        launched.close()
+
+
+class ConsoleWatch:
+    """Console errors and uncaught exceptions of a page; some may be declared expected."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+        self.expected: list[re.Pattern[str]] = []
+
+    def on_console(self, message: ConsoleMessage) -> None:
+        if message.type == "error" and not any(p.search(message.text) for p in self.expected):
+            self.problems.append(f"console error: {message.text}")
+
+    def on_page_error(self, error: Exception) -> None:
+        self.problems.append(f"uncaught exception: {error}")
+
+    def expect(self, pattern: str) -> None:
+        """Tolerate console errors matching `pattern` (a regular expression)."""
+        self.expected.append(re.compile(pattern))
+
+
+@pytest.fixture
+def console() -> ConsoleWatch:
+    return ConsoleWatch()
+
+
+@pytest.fixture
+def page(browser: Browser, console: ConsoleWatch) -> Iterator[Page]:
+    """A fresh page (1440×900, light theme) that fails the test on console errors."""
+    context = browser.new_context(viewport={"width": 1440, "height": 900}, color_scheme="light")
+    opened = context.new_page()
+    opened.on("console", console.on_console)
+    opened.on("pageerror", console.on_page_error)
+    yield opened
+    context.close()
+    assert not console.problems, "\n".join(console.problems)

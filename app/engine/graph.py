@@ -67,7 +67,8 @@ def _tensor_node(node_id: str, kind: str, name: str, tensor: torch.Tensor) -> di
 
 
 def autograd_graph(run: Run) -> dict[str, Any]:
-    """The autograd graph below every tensor in scope, from the capture-time records."""
+    """The autograd graph below every tensor in scope and every node the current line
+    created so far, from the capture-time records."""
     registry = run.registry
     tensors = scope_tensors(run)
     nodes: dict[str, dict[str, Any]] = {}
@@ -109,6 +110,11 @@ def autograd_graph(run: Run) -> dict[str, Any]:
             fn_id = registry.add(tensor.grad_fn).id
             nodes[fn_id]["tensors"].append(name)
             by_tensor[id(tensor)] = fn_id
+
+    # The nodes the current line's ops created before it binds their results to names:
+    # the graph grows op by op, and an op event's node is always there to focus.
+    for record in run.line_nodes:
+        visit(record.node)
 
     # Leaves reached only through AccumulateGrad get their scope name.
     for name, tensor in tensors.items():

@@ -192,6 +192,8 @@ class Run:
         self.done = False
         self.frames: list[FrameType] = []
         self.node: NodeRecord | None = None  # the node of the current op/node event
+        # Nodes the current line's ops created: in the graph before the line binds them.
+        self.line_nodes: list[NodeRecord] = []
         self.static_focus: str | None = None  # the fx node of the current op, if any
         self._fx_calls: list[str] | None = None
         self._fx_index = 0
@@ -325,6 +327,7 @@ class Run:
                 if line == self.program.loop_body_line:
                     self.iteration = self.scope.get("t", self.iteration)
             self.node = None
+            self.line_nodes = []
             self.static_focus = None
             self._fx_index = 0
             self._line = line
@@ -340,6 +343,8 @@ class Run:
 
     def _on_op(self, name: str, record: NodeRecord | None) -> None:
         self.node = record
+        if record is not None:
+            self.line_nodes.append(record)
         node_id = record.id if record else None
         if record is None and self.program.static_name is not None:
             node_id = self.static_focus = self._static_node()
@@ -380,7 +385,7 @@ class Run:
     def _roots(self) -> list[Any]:
         from app.engine.snapshot import scope_tensors
 
-        roots = []
+        roots = [record.node for record in self.line_nodes]
         for tensor in scope_tensors(self).values():
             grad_fn = getattr(tensor, "grad_fn", None)
             if grad_fn is not None:

@@ -1,21 +1,17 @@
-"""Fixtures of the browser tests: one live server per module, Debian's Chromium, and pages
-that fail their test on any console error or uncaught exception."""
+"""Fixtures of the browser tests: one live server per module, and the explorer page's
+locators. The browser and its pages are fixtures of tests/conftest.py, shared with
+tests/contract (one Playwright instance per test session)."""
 
 from __future__ import annotations
 
-import os
-import re
-import shutil
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Locator, Page, expect, sync_playwright
+from playwright.sync_api import Locator, Page, expect
 
-from tests.conftest import LiveServer
+from tests.conftest import ConsoleWatch, LiveServer
 
-CHROMIUM = os.environ.get("AGX_CHROMIUM", "/usr/bin/chromium")
-LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+__all__ = ["LESSON_IDS", "SMALL", "ConsoleWatch", "Explorer"]
 
 #: Sizes that keep every lesson fast, as the URL's query string.
 SMALL = "N=8&D_in=16&H=8&D_out=4&iterations=3"
@@ -45,53 +41,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     live.start()
     yield live
     live.stop()
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
-    """Debian's Chromium, headless."""
-    if not Path(CHROMIUM).exists() and not shutil.which(CHROMIUM):
-        pytest.skip(f"no Chromium at {CHROMIUM}; install Debian's chromium package")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
-        yield launched
-        launched.close()
-
-
-class ConsoleWatch:
-    """Console errors and uncaught exceptions of a page; some may be declared expected."""
-
-    def __init__(self) -> None:
-        self.problems: list[str] = []
-        self.expected: list[re.Pattern[str]] = []
-
-    def on_console(self, message: ConsoleMessage) -> None:
-        if message.type == "error" and not any(p.search(message.text) for p in self.expected):
-            self.problems.append(f"console error: {message.text}")
-
-    def on_page_error(self, error: Exception) -> None:
-        self.problems.append(f"uncaught exception: {error}")
-
-    def expect(self, pattern: str) -> None:
-        """Tolerate console errors matching `pattern` (a regular expression)."""
-        self.expected.append(re.compile(pattern))
-
-
-@pytest.fixture
-def console() -> ConsoleWatch:
-    return ConsoleWatch()
-
-
-@pytest.fixture
-def page(browser: Browser, console: ConsoleWatch) -> Iterator[Page]:
-    """A fresh page (1440×900, light theme) that fails the test on console errors."""
-    context = browser.new_context(viewport={"width": 1440, "height": 900}, color_scheme="light")
-    opened = context.new_page()
-    opened.on("console", console.on_console)
-    opened.on("pageerror", console.on_page_error)
-    yield opened
-    context.close()
-    assert not console.problems, "\n".join(console.problems)
 
 
 class Explorer:

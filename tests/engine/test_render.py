@@ -59,7 +59,12 @@ def _texts(svg: str, node_id: str) -> list[str]:
 
 def _fake_run(registry: NodeRegistry, scope: dict[str, Any]) -> Any:
     return types.SimpleNamespace(
-        registry=registry, scope=scope, frame=None, in_module_frame=True, node=None
+        registry=registry,
+        scope=scope,
+        frame=None,
+        in_module_frame=True,
+        node=None,
+        line_nodes=[],
     )
 
 
