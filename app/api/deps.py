@@ -12,6 +12,7 @@ from fastapi import Depends, FastAPI, Request
 from starlette.concurrency import run_in_threadpool
 
 from app.engine.devices import available_devices
+from app.engine.locks import HostLocks
 from app.engine.records import open_records
 from app.engine.store import SessionStore
 from app.lessons.config import Limits
@@ -63,6 +64,8 @@ def open_store(settings: Settings) -> SessionStore:
         ttl_s=settings.session_ttl_s,
         max_concurrent_work=settings.max_concurrent_work,
         queue_timeout_s=settings.work_queue_timeout_s,
+        # Worker processes of one host (WEB_CONCURRENCY) share the data folder.
+        host_locks=HostLocks(settings.data_dir / "sessions.locks"),
     )
 
 

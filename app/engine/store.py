@@ -17,12 +17,13 @@ import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import torch
 
+from app.engine.locks import HostLocks
 from app.engine.records import Records, SessionRecord
 from app.engine.session import Session
 from app.lessons.registry import Lesson, get_lesson
@@ -92,9 +93,11 @@ class SessionStore:
         ttl_s: float,
         max_concurrent_work: int,
         queue_timeout_s: float,
+        host_locks: HostLocks | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._records = records
+        self._host_locks = host_locks
         self._max_sessions = max_sessions
         self._max_live = max_live_sessions
         self._ttl_s = ttl_s
@@ -206,6 +209,8 @@ class SessionStore:
         for live in lives:
             live.session.close()
         self._records.close()
+        if self._host_locks is not None:
+            self._host_locks.close()
 
     # -- mechanics -------------------------------------------------------
 
@@ -257,16 +262,24 @@ class SessionStore:
 
     @contextmanager
     def _session_lock(self, session_id: str) -> Iterator[None]:
-        lock = self._lock_for(session_id)
-        if not lock.acquire(timeout=self._queue_timeout_s):
-            raise Busy(
-                "this session is busy with another request; try again when it has finished",
-                retry_after_s=max(1, math.ceil(self._queue_timeout_s)),
-            )
-        try:
+        """Hold the session against other threads, then against other processes."""
+        busy = Busy(
+            "this session is busy with another request; try again when it has finished",
+            retry_after_s=max(1, math.ceil(self._queue_timeout_s)),
+        )
+        deadline = time.monotonic() + self._queue_timeout_s
+        with ExitStack() as held:
+            lock = self._lock_for(session_id)
+            if not lock.acquire(timeout=self._queue_timeout_s):
+                raise busy
+            held.callback(lock.release)
+            if self._host_locks is not None:
+                remaining = max(0.0, deadline - time.monotonic())
+                try:
+                    held.enter_context(self._host_locks.hold(session_id, remaining))
+                except TimeoutError:
+                    raise busy from None
             yield
-        finally:
-            lock.release()
 
     def _lock_for(self, session_id: str) -> threading.Lock:
         with self._guard:

@@ -62,9 +62,12 @@ def test_a_client_that_hangs_up_during_a_run_to_the_end_leaves_the_session_consi
     assert forward.status_code == 200 and forward.json()["cursor"] == 2
 
 
-def test_two_clients_stepping_one_session_at_once_are_serialised(live_server):
-    # A long queue timeout: a step waiting for the other client's is never refused.
-    server = live_server({"AGX_WORK_QUEUE_TIMEOUT_S": "60"})
+@pytest.mark.parametrize("workers", [1, 2])
+def test_two_clients_stepping_one_session_at_once_are_serialised(live_server, workers):
+    # A long queue timeout: a step waiting for the other client's is never refused. With
+    # two worker processes, each request opens its own connection, so the kernel spreads
+    # them over both: the session is then serialised between processes too.
+    server = live_server({"AGX_WORK_QUEUE_TIMEOUT_S": "60", "WEB_CONCURRENCY": str(workers)})
     body = {"lesson": "autograd", "config": {**SMALL, "iterations": 20}}  # 653 events
     rounds, counts = 60, (1, 2)
     session_id = httpx.post(f"{server.url}/api/sessions", json=body, timeout=TIMEOUT).json()["id"]
@@ -73,11 +76,10 @@ def test_two_clients_stepping_one_session_at_once_are_serialised(live_server):
     answers: dict[int, list[httpx.Response]] = {count: [] for count in counts}
 
     def stepper(count: int) -> None:
-        with httpx.Client(timeout=TIMEOUT) as client:
-            start.wait()
-            for _ in range(rounds):
-                step = {"by": "event", "count": count}
-                answers[count].append(client.post(f"{base}/step", json=step))
+        start.wait()
+        for _ in range(rounds):
+            step = {"by": "event", "count": count}
+            answers[count].append(httpx.post(f"{base}/step", json=step, timeout=TIMEOUT))
 
     threads = [threading.Thread(target=stepper, args=(count,)) for count in counts]
     for thread in threads:
