@@ -11,7 +11,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     AGX_DATA_DIR=/var/lib/agx \
-    MALLOC_ARENA_MAX=2
+    MALLOC_ARENA_MAX=2 \
+    WEB_CONCURRENCY=2
 
 WORKDIR /app
 
@@ -37,6 +38,7 @@ USER 10001:10001
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4)"]
+# uvicorn starts WEB_CONCURRENCY worker processes (2, as `make run`).
 # --proxy-headers trusts X-Forwarded-* only from FORWARDED_ALLOW_IPS (uvicorn's default:
 # 127.0.0.1); set that variable to the reverse proxy's address when there is one.
 CMD ["uvicorn", "app.main:app", "--host", "0.0.0.0", "--port", "8000", "--proxy-headers"]

@@ -7,6 +7,10 @@ SHELL := /bin/bash
 PYTHON ?= python3
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# Worker processes (uvicorn --workers; the image sets WEB_CONCURRENCY to the same).
+# Requests hold Python's GIL for most of their work, so a second process is what lets
+# concurrent clients go faster (README, "Limits and guarantees").
+WORKERS ?= 2
 # Extra pytest arguments, e.g. make test PYTEST_ARGS='-k smoke -x'.
 PYTEST_ARGS ?=
 # Where torch wheels come from besides the default index. Leave empty where the default
@@ -35,7 +39,7 @@ $(STAMP): pyproject.toml scripts/install-system-deps.sh
 # MALLOC_ARENA_MAX=2: glibc's per-thread arenas otherwise keep freed tensor memory
 # (see "Limits and guarantees" in the README).
 run: $(STAMP)
-	MALLOC_ARENA_MAX=2 $(PY) -m uvicorn app.main:app --host $(HOST) --port $(PORT)
+	MALLOC_ARENA_MAX=2 $(PY) -m uvicorn app.main:app --host $(HOST) --port $(PORT) --workers $(WORKERS)
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -98,7 +98,7 @@ def load_rows() -> list[Row]:
     dims = "×".join(str(c[k]) for k in ("N", "D_in", "H", "D_out"))
     return [
         (
-            f"load: {t['clients']} clients ÷ 1, steps/s (median of rounds)",
+            f"load: {t['clients']} clients ÷ 1, steps/s, {t['workers']} server processes",
             f"{t['ratio']:.2f}× ({t['many']:.0f} / {t['one']:.0f} per s), {t['errors']} errors; "
             f"server CPU {t['cpu_one']:.2f} → {t['cpu_many']:.2f} s/s",
             f"≥ {bench_load.TARGET_RATIO:g}×, no errors",

@@ -33,6 +33,8 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_STEP_RATIO = 3.0
 TARGET_SVG_HIT_MS = 2.0
+# Worker processes of the deployment (`make run`, the image's WEB_CONCURRENCY).
+WORKERS = 2
 
 
 def _free_port() -> int:
@@ -42,14 +44,19 @@ def _free_port() -> int:
 
 
 def start_server(
-    data_dir: str, env: Mapping[str, str] | None = None
+    data_dir: str, env: Mapping[str, str] | None = None, *, workers: int = 1
 ) -> tuple[subprocess.Popen[bytes], str]:
-    """Start `uvicorn app.main:app` on a free loopback port with `env`'s AGX_ settings."""
+    """Start `uvicorn app.main:app` on a free loopback port with `env`'s AGX_ settings.
+
+    `workers` > 1 starts that many worker processes under uvicorn's supervisor (the
+    returned process), as `make run` and the image do (`WORKERS`).
+    """
     port = _free_port()
     server_env = {k: v for k, v in os.environ.items() if not k.startswith("AGX_")}
     server_env.update({"AGX_DATA_DIR": data_dir, **(env or {})})
     command = [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1"]
     command += ["--port", str(port), "--log-level", "warning", "--no-access-log"]
+    command += ["--workers", str(workers)]
     server = subprocess.Popen(command, cwd=ROOT, env=server_env)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60

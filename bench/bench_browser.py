@@ -17,19 +17,18 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 from playwright.sync_api import sync_playwright
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_api import WORKERS, start_server
+
 CHROMIUM = os.environ.get("AGX_CHROMIUM", "/usr/bin/chromium")
 TARGET_P95_MS = 100.0
 
@@ -58,41 +57,21 @@ async (steps) => {
 """
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def start_server(data_dir: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AGX_")}
-    env["AGX_DATA_DIR"] = data_dir
-    command = [sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(port)]
-    server = subprocess.Popen(
-        command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/healthz", timeout=1):
-                return server, url
-        except OSError:
-            time.sleep(0.2)
-    server.kill()
-    raise RuntimeError("the server did not start within 60 s")
-
-
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
-def measure(*, steps: int = 50, lesson: str = "autograd", query: str = "") -> dict[str, Any]:
-    """Click `Step` `steps` times on a fresh server; return the times (ms) and page errors."""
+def measure(
+    *, steps: int = 50, lesson: str = "autograd", query: str = "", workers: int = WORKERS
+) -> dict[str, Any]:
+    """Click `Step` `steps` times on a fresh server; return the times (ms) and page errors.
+
+    The server runs `workers` worker processes, as deployed: the page's requests then
+    reach either process, which catches the session up from its record.
+    """
     with tempfile.TemporaryDirectory() as data_dir:
-        server, url = start_server(data_dir)
+        server, url = start_server(data_dir, workers=workers)
         try:
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(
@@ -131,8 +110,9 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--lesson", default="autograd")
     parser.add_argument("--query", default="", help="config in the URL, e.g. '?N=8&D_in=16'")
+    parser.add_argument("--workers", type=int, default=WORKERS, help="server processes")
     args = parser.parse_args()
-    m = measure(steps=args.steps, lesson=args.lesson, query=args.query)
+    m = measure(steps=args.steps, lesson=args.lesson, query=args.query, workers=args.workers)
     if m["errors"]:
         print("page errors:", *m["errors"], sep="\n  ")
         return 1

@@ -1,10 +1,11 @@
 """Concurrent clients and memory per session, over a real uvicorn on loopback.
 
-Throughput (DESIGN.md §8: ≥ 1.5× with no errors): CLIENTS clients, each stepping its own
-`autograd` session (seed sizes, 500 iterations) by `event` as fast as answers come, vs
-one client doing the same, in alternating rounds of ROUND_S seconds on one server. Each
-8-client round is divided by the 1-client round run just before it (same machine load);
-the median of those ratios is reported. Any answer but 200, or a transport error, counts
+Throughput (DESIGN.md §8: ≥ 1.5× with no errors), on a server with the deployment's
+WORKERS worker processes: CLIENTS clients, each stepping its own `autograd` session
+(seed sizes, 500 iterations) by `event` as fast as answers come, vs one client doing the
+same, in alternating rounds of ROUND_S seconds on one server. Each 8-client round is
+divided by the 1-client round run just before it (same machine load); the median of
+those ratios is reported. Any answer but 200, or a transport error, counts
 as an error.
 
 The clients are a minimal HTTP/1.1 client on asyncio streams (one keep-alive connection
@@ -18,6 +19,7 @@ H as large as the budget allows), after stepping to its end and at its peak whil
 stepping, next to the budget and the server's estimate, and what DELETE gives back.
 
 Run: .venv/bin/python bench/bench_load.py [--clients 8] [--round-s 3] [--rounds 3]
+    [--workers 2]
 (`measure_throughput()` and `measure_memory()` return the figures, for bench_all.py.)
 """
 
@@ -41,7 +43,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_api import start_server
+from bench_api import WORKERS, start_server
 
 from app.lessons.config import estimate_bytes, estimate_work
 from app.lessons.registry import get_lesson
@@ -135,23 +137,33 @@ async def _round(url: str, clients: int, seconds: float) -> dict[str, Any]:
     }
 
 
+def _cpu_seconds(processes: list[psutil.Process]) -> float:
+    return sum(sum(process.cpu_times()[:2]) for process in processes)
+
+
 def measure_throughput(
-    *, clients: int = CLIENTS, round_s: float = ROUND_S, rounds: int = ROUNDS
+    *,
+    clients: int = CLIENTS,
+    round_s: float = ROUND_S,
+    rounds: int = ROUNDS,
+    workers: int = WORKERS,
 ) -> dict[str, Any]:
     """Alternate 1-client and `clients`-client rounds on one server; return the rates.
 
-    Also the server process's CPU use in each kind of round (CPU seconds per second of
-    wall time): near 1.0 means its one interpreter is busy all the time, which no number
-    of clients can raise while the work holds the GIL.
+    The server runs `workers` worker processes, as deployed. Also the server's CPU use
+    in each kind of round (CPU seconds per second of wall time, all its processes): one
+    interpreter cannot go past 1.0 while the work holds the GIL, so that is the ceiling
+    of a single process whatever the number of clients.
     """
     with tempfile.TemporaryDirectory() as data_dir:
-        server, url = start_server(data_dir)
-        process = psutil.Process(server.pid)
+        server, url = start_server(data_dir, workers=workers)
+        supervisor = psutil.Process(server.pid)
+        processes = [supervisor, *supervisor.children(recursive=True)]
 
         def timed_round(count: int) -> dict[str, Any]:
-            cpu = sum(process.cpu_times()[:2])
+            cpu = _cpu_seconds(processes)
             result = asyncio.run(_round(url, count, round_s))
-            result["cpu"] = (sum(process.cpu_times()[:2]) - cpu) / result["seconds"]
+            result["cpu"] = (_cpu_seconds(processes) - cpu) / result["seconds"]
             return result
 
         try:
@@ -166,6 +178,7 @@ def measure_throughput(
     ratios = [m["rate"] / o["rate"] for o, m in zip(one, many, strict=True)]
     return {
         "clients": clients,
+        "workers": workers,
         "one": statistics.median(o["rate"] for o in one),
         "many": statistics.median(m["rate"] for m in many),
         "ratios": ratios,
@@ -286,11 +299,17 @@ def main() -> None:
     parser.add_argument("--round-s", type=float, default=ROUND_S)
     parser.add_argument("--rounds", type=int, default=ROUNDS)
     parser.add_argument("--sessions", type=int, default=SESSIONS)
+    parser.add_argument("--workers", type=int, default=WORKERS, help="server processes")
     args = parser.parse_args()
-    t = measure_throughput(clients=args.clients, round_s=args.round_s, rounds=args.rounds)
+    t = measure_throughput(
+        clients=args.clients, round_s=args.round_s, rounds=args.rounds, workers=args.workers
+    )
     ratios = ", ".join(f"{r:.2f}" for r in t["ratios"])
     verdict = "ok" if t["ratio"] >= TARGET_RATIO and not t["errors"] else "MISSED"
-    print(f"throughput, steps/s (median of {args.rounds} rounds of {args.round_s:g} s):")
+    print(
+        f"throughput, steps/s (median of {args.rounds} rounds of {args.round_s:g} s, "
+        f"{t['workers']} server processes):"
+    )
     print(f"  1 client  {t['one']:8.0f}")
     print(f"  {t['clients']} clients {t['many']:8.0f}")
     print(

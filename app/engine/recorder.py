@@ -89,6 +89,9 @@ def grad_brief(grads: tuple[Any, ...]) -> list[GradBrief | None]:
     return brief
 
 
+_OWN = 1 << 62  # sequence numbers beyond this are the engine's "none" (AccumulateGrad)
+
+
 def _saved_attrs(node: Any, cache: dict[type, tuple[str, ...]]) -> tuple[str, ...]:
     kind = type(node)
     attrs = cache.get(kind)
@@ -105,19 +108,29 @@ def _is_custom_function(node: Any) -> bool:
 class NodeRegistry:
     """Stable ids and capture-time records for autograd nodes and leaf tensors.
 
-    Ids come from counters in creation order, never from ``id()``, so a replay
-    of the same program gives every node the same id. The registry holds the
+    Ids never come from ``id()``. A function node's id is its creation number in
+    the program's thread (``Node._sequence_nr()``, counted from :meth:`begin`), so
+    it does not depend on when the explorer first looked at the node: a replay,
+    however it is stepped or shown, gives every node the same id. Leaves are
+    numbered in the order ops first return or use them. The registry holds the
     node objects it has seen (a Python node wrapper cannot be weakly
-    referenced); :meth:`prune` drops those no longer reachable from scope.
+    referenced); :meth:`maybe_prune` drops those no longer reachable from scope.
     """
 
     def __init__(self) -> None:
         self.records: dict[Any, NodeRecord] = {}
         self._leaf_ids: WeakIdKeyDictionary = WeakIdKeyDictionary()
+        self._base = 0
         self._counter = itertools.count()
         self._leaf_counter = itertools.count()
         self._saved_attr_cache: dict[type, tuple[str, ...]] = {}
         self._live_after_prune = 0
+
+    def begin(self) -> None:
+        """Number nodes from here: call it in the program's thread, before the program."""
+        with torch.enable_grad():
+            probe = torch.zeros((), requires_grad=True).view(())
+        self._base = probe.grad_fn._sequence_nr() + 1
 
     def leaf_id(self, tensor: torch.Tensor) -> str:
         leaf = self._leaf_ids.get(tensor)
@@ -155,7 +168,10 @@ class NodeRegistry:
         if hasattr(node, "variable"):
             node_id = "acc:" + self.leaf_id(node.variable)
         else:
-            node_id = f"n{next(self._counter)}"
+            number = node._sequence_nr() - self._base
+            # A node made in another thread (CUDA's backward with create_graph) has a
+            # number from that thread's count: it gets one of its own kind instead.
+            node_id = f"n{number}" if 0 <= number < _OWN else f"m{next(self._counter)}"
         record = NodeRecord(id=node_id, name=node.name(), node=node, shape=shape)
         record.saved = list(self._saved(node))
         self.records[node] = record
@@ -329,6 +345,8 @@ class Recorder(TorchFunctionMode):
                 record = None
                 if grad_fn is not None:
                     record = self.registry.add(grad_fn, list(tensor.shape))
+                elif tensor.requires_grad:
+                    self.registry.leaf_id(tensor)  # numbered when made, not when first shown
                 self.on_op(_op_name(func, self._names), record)
             return out
         finally:
@@ -368,6 +386,11 @@ class Recorder(TorchFunctionMode):
                 sys.settrace(None)
                 for handle in handles:
                     handle.remove()
+                # NOTE: gradient summaries are shown while their backward call runs,
+                # and forgotten when it returns, as a batched call never has them: what
+                # a cursor shows must not depend on how the run got there.
+                for record in records:
+                    record.grad_inputs, record.grad_outputs = [], []
         finally:
             sys.settrace(trace)
 

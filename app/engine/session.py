@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import math
+import time
 from collections import OrderedDict
 from typing import Any
 
@@ -93,6 +94,15 @@ class _Recent:
             self._items.popitem(last=False)
 
 
+# A replay walks the last REPLAY_WINDOW events before its target one at a time, keeping
+# their states, graphs and watched tensor details, for as long as that costs less than
+# REPLAY_SHARE of the replay itself (but at least REPLAY_FLOOR_S).
+REPLAY_WINDOW = 64
+REPLAY_SHARE = 0.25
+REPLAY_FLOOR_S = 0.02
+_WATCHED = 2  # details kept for the last names asked for (the inspector shows one)
+
+
 class Session:
     """A lesson run whose ``cursor`` can move forward (step) and anywhere (seek).
 
@@ -100,11 +110,14 @@ class Session:
     from the start to the target cursor without pausing on the way: the run is
     deterministic, so the replayed state is the state that was there before.
 
-    NOTE: the states and graphs of recently shown cursors are kept, so that
-    "Step back" and the "Step" after it answer from them: the session then
-    shows an earlier cursor (its *view*) while the program stays paused ahead.
-    Anything that needs the program itself at the view (tensor details, a step
-    of another kind) replays to it first.
+    NOTE: the states, graphs and tensor details of recently shown cursors are
+    kept, so that "Step back" and the "Step" after it answer from them: the
+    session then shows an earlier cursor (its *view*) while the program stays
+    paused ahead. A replay also keeps those of the events just before its
+    target (see :meth:`_replay`), so the presses of "Step back" that follow a
+    jump cost one replay between them, not one each. Anything else that needs
+    the program itself at the view (a step of another kind, a detail not kept)
+    replays to it first.
     """
 
     def __init__(
@@ -118,6 +131,8 @@ class Session:
         self._losses = _Losses()
         self._states = _Recent(recent)
         self._graphs = _Recent(recent)
+        self._details = _Recent(recent)  # cursor -> {name: TensorDetail}
+        self._watched: list[str] = []  # tensors whose details were asked for lately
         self._view: int | None = None
         self._run = self._new_run()
 
@@ -155,11 +170,44 @@ class Session:
             self._replay(cursor)
 
     def _replay(self, cursor: int) -> None:
+        """Run the program afresh up to ``cursor``, keeping the views just before it.
+
+        The run pauses REPLAY_WINDOW events early and keeps the state, graph and
+        watched details of as many of the last events as fit a share of the
+        replay's own time (one keep is timed to know), then goes on to ``cursor``.
+        """
         self._view = None
         self._run.close()
-        self._run = self._new_run()
-        if cursor > 0:
-            self._run.advance("event", cursor)
+        started = time.perf_counter()
+        self._run = run = self._new_run()
+        early = max(0, cursor - REPLAY_WINDOW)
+        if early > 0:
+            run.advance("event", early)
+        if early == cursor or run.done:
+            return
+        replayed = time.perf_counter() - started
+        kept = time.perf_counter()
+        self._keep()
+        each = time.perf_counter() - kept
+        budget = max(REPLAY_FLOOR_S, REPLAY_SHARE * replayed)
+        first = max(run.cursor + 1, cursor - int(budget / max(each, 1e-6)))
+        if first > run.cursor + 1:
+            run.advance("event", first - 1 - run.cursor)
+        while run.cursor < cursor - 1 and not run.done:
+            run.advance("event", 1)
+            self._keep()
+        if run.cursor < cursor:
+            run.advance("event", cursor - run.cursor)
+
+    def _keep(self) -> None:
+        """Keep the state, graph and watched details at the program's cursor."""
+        self.state()
+        self.graph()
+        for name in self._watched:
+            try:
+                self._detail(name)
+            except KeyError:
+                continue
 
     def _materialize(self) -> None:
         """Bring the program itself to the cursor on view."""
@@ -242,13 +290,28 @@ class Session:
 
     def tensor(self, name: str) -> dict[str, Any]:
         """TensorDetail of a variable in scope (``w1``, ``model.0.weight``, ``w1.grad``)."""
-        self._materialize()
+        if name not in self._watched:
+            self._watched = [name, *self._watched[: _WATCHED - 1]]
+        if self._view is not None:
+            kept = self._details.get(self._view)
+            if kept is not None and name in kept:
+                return kept[name]
+            self._materialize()
+        return self._detail(name)
+
+    def _detail(self, name: str) -> dict[str, Any]:
+        """TensorDetail of ``name`` at the program's cursor, kept for views (KeyError: none)."""
         tensors = scope_tensors(self._run)
-        if name in tensors:
-            return tensor_detail(tensors[name])
+        tensor = tensors.get(name)
         base, _, attr = name.rpartition(".")
-        if attr == "grad" and base in tensors:
-            grad = getattr(tensors[base], "grad", None)
-            if grad is not None:
-                return tensor_detail(grad)
-        raise KeyError(name)
+        if tensor is None and attr == "grad" and base in tensors:
+            tensor = getattr(tensors[base], "grad", None)
+        if tensor is None:
+            raise KeyError(name)
+        detail = tensor_detail(tensor)
+        kept = self._details.get(self._run.cursor)
+        if kept is None:
+            self._details.put(self._run.cursor, {name: detail})
+        else:
+            kept[name] = detail
+        return detail

@@ -286,6 +286,7 @@ class Run:
 
     def _execute(self) -> bool:
         recorder = Recorder(self.registry, self._on_op, self._on_node, self)
+        self.registry.begin()
         sys.settrace(self._trace_call)
         try:
             with recorder:

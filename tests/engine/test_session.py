@@ -170,9 +170,15 @@ def test_backward_nodes_report_their_gradients_and_leave_grad_as_torch_makes_it(
         while stepped.state()["phase"] != "backward" or stepped.state()["event"]["kind"] != "node":
             stepped.step(by="event")
         first = stepped.state()["event"]["node_id"]
-        while stepped.state()["phase"] == "backward":
+        while True:  # to the last node event: backward's last node has run, not returned
+            state, graph = stepped.state(), stepped.graph()
             stepped.step(by="event")
-        state, nodes = stepped.state(), {n["id"]: n for n in stepped.graph()["nodes"]}
+            if stepped.state()["event"]["kind"] != "node":
+                break
+        nodes = {n["id"]: n for n in graph["nodes"]}
+        after, after_graph = stepped.state(), stepped.graph()
+        # Once backward has returned, the summaries are gone, as after a batched call.
+        assert all(not n.get("grad_outputs") for n in after_graph["nodes"])
 
         # The root node received d loss / d loss = 1.
         assert nodes[first]["grad_outputs"] == [{"shape": [], "norm": 1.0}]
@@ -187,8 +193,11 @@ def test_backward_nodes_report_their_gradients_and_leave_grad_as_torch_makes_it(
         # steals the incoming buffer, version 0): equal to a replay, which runs it plainly.
         replayed = _session("autograd")
         try:
-            replayed.seek(cursor=stepped.cursor)
-            assert replayed.state()["variables"] == state["variables"]
+            replayed.seek(cursor=after["cursor"])
+            assert replayed.state()["variables"] == after["variables"]
+            assert replayed.graph() == after_graph
+            replayed.seek(cursor=state["cursor"])  # inside backward: hooked, same summaries
+            assert replayed.graph() == graph
         finally:
             replayed.close()
     finally:
@@ -495,6 +504,81 @@ def test_step_back_is_served_from_recent_states_and_details_replay() -> None:
     finally:
         session.close()
         fresh.close()
+
+
+@pytest.mark.parametrize("lesson_id", ["custom_module", "dynamic_net", "inplace"])
+def test_step_back_after_a_jump_replays_once_and_shows_what_a_fresh_run_shows(
+    lesson_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.engine import session as module
+
+    monkeypatch.setattr(module, "REPLAY_FLOOR_S", 60.0)  # keep the whole window here
+    session = _session(lesson_id, iterations=6)
+    fresh = _session(lesson_id, iterations=6)
+    name = "x"
+    try:
+        session.step(by="end")
+        end = session.cursor
+        assert session.tensor(name) is not None  # the inspector shows x: its details are kept
+        target = min(end - 1, 150)
+        session.seek(cursor=target)
+        run = session._run
+        for cursor in range(target - 1, target - 1 - module.REPLAY_WINDOW, -1):
+            session.seek(cursor=cursor)  # "Step back"
+            assert session._run is run, f"cursor {cursor} replayed again"
+            fresh.seek(cursor=cursor)
+            assert session.state() == fresh.state()
+            assert session.graph() == fresh.graph()
+            assert session.tensor(name) == fresh.tensor(name)
+        session.step(by="event")  # "Step" from a kept view: no replay either
+        assert session._run is run
+        fresh.step(by="event")
+        assert session.state() == fresh.state()
+    finally:
+        session.close()
+        fresh.close()
+
+
+@pytest.mark.parametrize("lesson_id", sorted(LESSONS))
+def test_what_a_cursor_shows_does_not_depend_on_how_the_run_got_there(lesson_id: str) -> None:
+    """Shown at every event, or reached by jumps (batched backward, no graph built on the
+    way): the same states and graphs, node ids included."""
+    walked = _session(lesson_id, iterations=2)
+    jumped = _session(lesson_id, iterations=2)
+    try:
+        seen = []
+        while not walked.done:
+            seen.append((walked.state(), walked.graph()))
+            walked.step(by="event")
+        seen.append((walked.state(), walked.graph()))
+        rng = np.random.default_rng(0)
+        for cursor in rng.permutation(len(seen))[:25]:
+            jumped.seek(cursor=int(cursor))
+            state, graph = seen[cursor]
+            assert jumped.state() == state, f"state at cursor {cursor}"
+            assert jumped.graph() == graph, f"graph at cursor {cursor}"
+    finally:
+        walked.close()
+        jumped.close()
+
+
+def test_a_replay_keeps_only_what_fits_its_share_of_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.engine import session as module
+
+    monkeypatch.setattr(module, "REPLAY_FLOOR_S", 0.0)
+    monkeypatch.setattr(module, "REPLAY_SHARE", 0.0)  # no time to spare: only the timed keep
+    session = _session("custom_module", iterations=6)
+    try:
+        session.step(by="event", count=200)
+        session.seek(cursor=150)
+        run = session._run
+        session.seek(cursor=150 - module.REPLAY_WINDOW)  # the one kept, timed
+        assert session._run is run
+        session.seek(cursor=149)
+        assert session._run is not run  # not kept: replayed
+        assert session.cursor == 149
+    finally:
+        session.close()
 
 
 def test_static_graph_is_captured_once_and_lights_up_op_by_op() -> None:

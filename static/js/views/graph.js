@@ -241,6 +241,8 @@ function renderInfo(node) {
       ...gradRows("into the node", node.grad_outputs),
       ...gradRows("out to its inputs", node.grad_inputs),
     ]));
+  } else if (node.executed) {
+    body.push(h("p", { class: "muted", text: "Its gradients are listed while backward runs: step through backward event by event." }));
   }
   field(info, "node-body").replaceChildren(...body);
 }
