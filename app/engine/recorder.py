@@ -129,8 +129,9 @@ class NodeRegistry:
     def begin(self) -> None:
         """Number nodes from here: call it in the program's thread, before the program."""
         with torch.enable_grad():
-            probe = torch.zeros((), requires_grad=True).view(())
-        self._base = probe.grad_fn._sequence_nr() + 1
+            probe = torch.zeros((), requires_grad=True).view(()).grad_fn
+        assert probe is not None
+        self._base = probe._sequence_nr() + 1
 
     def leaf_id(self, tensor: torch.Tensor) -> str:
         leaf = self._leaf_ids.get(tensor)
