@@ -35,9 +35,14 @@ expect.set_options(timeout=15_000)
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """A live uvicorn for the tests of one module, on its own data folder."""
+    """A live uvicorn for the tests of one module, on its own data folder.
+
+    Two worker processes, as `make run` and the image start: the page's parallel
+    requests reach both, which must show one session alike.
+    """
     folder = tmp_path_factory.mktemp("e2e")
-    live = LiveServer(env={"AGX_DATA_DIR": str(folder / "var")}, log_path=folder / "server.log")
+    env = {"AGX_DATA_DIR": str(folder / "var"), "WEB_CONCURRENCY": "2"}
+    live = LiveServer(env=env, log_path=folder / "server.log")
     live.start()
     yield live
     live.stop()
