@@ -51,8 +51,8 @@ def dynamic_net_graph(registry: NodeRegistry, depth: int = 6) -> dict[str, Any]:
     for tensor in (h_relu, y_pred, loss):
         registry.add(tensor.grad_fn)
     scope = {"x": x, "y": y, "model": model, "h_relu": h_relu, "y_pred": y_pred, "loss": loss}
-    run = types.SimpleNamespace(
-        registry=registry, scope=scope, frame=None, in_module_frame=True, node=None
+    run = types.SimpleNamespace(  # what autograd_graph reads of a paused Run
+        registry=registry, scope=scope, frame=None, in_module_frame=True, node=None, line_nodes=[]
     )
     return autograd_graph(run)  # type: ignore[arg-type]
 
