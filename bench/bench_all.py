@@ -47,7 +47,19 @@ def engine_rows() -> list[Row]:
             f"{m['ratio']:.2f}× ({m['explorer'] * 1e3:.0f} / {m['plain'] * 1e3:.0f} ms)",
             f"≤ {bench_engine.TARGET_RATIO:g}×",
             _verdict(m["ratio"] <= bench_engine.TARGET_RATIO),
-        )
+        ),
+        (
+            f"engine: seek back to the middle (cursor {m['middle']}), replayed",
+            f"{m['seek_back'] * 1e3:.0f} ms",
+            "–",
+            "–",
+        ),
+        (
+            f"engine: then step back, {m['presses']} presses (median, max)",
+            f"{m['after_jump'] * 1e3:.2f} ms, {m['after_jump_max'] * 1e3:.1f} ms",
+            "–",
+            "–",
+        ),
     ]
 
 

@@ -23,6 +23,7 @@ from app.lessons.plain import run_plain
 from app.lessons.registry import get_lesson
 
 TARGET_RATIO = 1.3
+PRESSES = 40  # presses of "Step back" timed after a jump back
 
 
 def _config(lesson_id: str, overrides: Mapping[str, object]) -> dict[str, object]:
@@ -51,7 +52,7 @@ def measure(
 
     Times are in seconds: `plain` and `explorer` are the best of `repeat` runs each,
     `step` the median of up to `steps` single `event` steps, `seek_back` one seek from
-    the end back to the middle.
+    the end back to the middle, `after_jump` the median of the PRESSES step backs after it.
     """
     program = get_lesson(lesson)
     config = _config(lesson, {**(dims or {}), "iterations": iterations, "device": device})
@@ -102,7 +103,17 @@ def measure(
     session.step(by="end")
     start = time.perf_counter()
     session.seek(cursor=middle)
+    session.state()
+    session.graph()
     seek_back = time.perf_counter() - start
+    # "Step back" pressed again and again after that jump: the replay kept these.
+    after_jump = []
+    for _ in range(PRESSES):
+        start = time.perf_counter()
+        session.seek(cursor=session.cursor - 1)
+        session.state()
+        session.graph()
+        after_jump.append(time.perf_counter() - start)
     session.close()
 
     best_plain, best_explorer = min(plain_times), min(explorer_times)
@@ -120,6 +131,9 @@ def measure(
         "middle": middle,
         "seek_back": seek_back,
         "step_back": statistics.median(backs),
+        "presses": PRESSES,
+        "after_jump": statistics.median(after_jump),
+        "after_jump_max": max(after_jump),
     }
 
 
@@ -153,9 +167,14 @@ def main() -> None:
         (f"one event step (median of {m['steps']})", f"{m['step'] * 1e6:10.1f} us", ""),
         ("step back + state (median of 50)", f"{m['step_back'] * 1e6:10.1f} us", ""),
         (
-            f"seek back to the middle (cursor {m['middle']})",
+            f"seek back to the middle (cursor {m['middle']}) + state, graph",
             f"{m['seek_back'] * 1e3:10.1f} ms",
             "",
+        ),
+        (
+            f"then step back + state, graph (median of {m['presses']})",
+            f"{m['after_jump'] * 1e6:10.1f} us",
+            f"max {m['after_jump_max'] * 1e3:.1f} ms",
         ),
     ]
     print(f"{'measure':44s} {'value':>13s}  target")
