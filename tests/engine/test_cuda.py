@@ -69,3 +69,22 @@ def test_pause_inside_cuda_backward_and_close() -> None:
     again.step(by="end")
     assert len(again.state()["losses"]) == SMALL["iterations"]
     again.close()
+
+
+@pytest.mark.parametrize("lesson_id", ["custom_function", "dynamic_net", "inplace"])
+def test_cuda_cursors_show_the_same_whether_stepped_to_or_jumped_to(lesson_id: str) -> None:
+    config = _config(lesson_id)
+    walked = Session(id="walked", lesson=get_lesson(lesson_id), config=config)
+    jumped = Session(id="jumped", lesson=get_lesson(lesson_id), config=config)
+    try:
+        seen = []
+        while not walked.done:
+            seen.append((walked.state(), walked.graph()))
+            walked.step(by="event")
+        for cursor in range(len(seen) - 1, 0, -7):  # backwards: every one a replay or a kept view
+            jumped.seek(cursor=cursor)
+            assert jumped.state() == seen[cursor][0], f"state at cursor {cursor}"
+            assert jumped.graph() == seen[cursor][1], f"graph at cursor {cursor}"
+    finally:
+        walked.close()
+        jumped.close()
