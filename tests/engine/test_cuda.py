@@ -74,8 +74,8 @@ def test_pause_inside_cuda_backward_and_close() -> None:
 @pytest.mark.parametrize("lesson_id", ["custom_function", "dynamic_net", "inplace"])
 def test_cuda_cursors_show_the_same_whether_stepped_to_or_jumped_to(lesson_id: str) -> None:
     config = _config(lesson_id)
-    walked = Session(id="walked", lesson=get_lesson(lesson_id), config=config)
-    jumped = Session(id="jumped", lesson=get_lesson(lesson_id), config=config)
+    walked = Session(id="cuda", lesson=get_lesson(lesson_id), config=config)
+    jumped = Session(id="cuda", lesson=get_lesson(lesson_id), config=config)
     try:
         seen = []
         while not walked.done:
