@@ -56,7 +56,7 @@ def engine_rows() -> list[Row]:
         ),
         (
             f"engine: then step back, {m['presses']} presses (median, max)",
-            f"{m['after_jump'] * 1e3:.2f} ms, {m['after_jump_max'] * 1e3:.1f} ms",
+            f"{m['after_jump'] * 1e6:.0f} µs, {m['after_jump_max'] * 1e3:.2f} ms",
             "–",
             "–",
         ),
