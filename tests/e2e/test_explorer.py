@@ -278,3 +278,35 @@ def test_a_gradient_opens_from_its_tensor(explorer: Explorer, page: Page) -> Non
     expect(detail.locator("h2")).to_have_text("w1.grad")
     expect(detail.locator(".histogram rect")).to_have_count(32)
     expect(explorer.variable("w1").locator("td").last).not_to_have_text("–")
+
+
+@pytest.mark.parametrize("lesson", ["nn", "custom_function"])
+def test_step_back_after_a_jump_shows_what_stepping_showed(explorer: Explorer, lesson: str) -> None:
+    """A jump (link, replay on either worker process), then `Step back`: each view is the
+    one `Step` showed at that cursor, graph node ids and focus included."""
+
+    def view() -> tuple[int, int, dict[str, int], str, str | None, list[str]]:
+        ids = explorer.graph.locator("g.node").evaluate_all("gs => gs.map(g => g.id).sort()")
+        return (
+            explorer.cursor(),
+            explorer.line_number(),
+            explorer.versions(),
+            explorer.event(),
+            explorer.focus_id(),
+            ids,
+        )
+
+    explorer.open(lesson, f"{SMALL}&cursor=30")
+    backward = [view()]
+    for _ in range(6):
+        explorer.press("Step back")
+        backward.append(view())
+    assert [v[0] for v in backward] == list(range(30, 23, -1))
+
+    explorer.open(lesson, f"{SMALL}&cursor=20")
+    forward = {}
+    for _ in range(10):
+        explorer.press("Step")
+        forward[explorer.cursor()] = view()
+    for seen in backward:
+        assert forward[seen[0]] == seen, f"cursor {seen[0]}"
