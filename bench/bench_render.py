@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app.engine import render
 from app.engine.graph import autograd_graph
-from app.engine.recorder import NodeRegistry
+from app.engine.nodes import NodeRegistry
 
 HIT_REPEATS = 2000
 MISS_REPEATS = 30

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from app.engine.recorder import NodeRegistry
+from app.engine.nodes import NodeRegistry
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 

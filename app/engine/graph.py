@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from app.engine.recorder import GradBrief, NodeRecord
+from app.engine.nodes import GradBrief, NodeRecord
 from app.engine.snapshot import scope_tensors
 
 if TYPE_CHECKING:

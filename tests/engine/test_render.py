@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from app.engine import render
 from app.engine.graph import autograd_graph, static_graph
-from app.engine.recorder import NodeRegistry
+from app.engine.nodes import NodeRegistry
 from app.engine.render import GraphTooLarge, RenderError, RenderTimeout, to_dot, to_svg
 from app.engine.session import Session
 from app.lessons.registry import get_lesson
