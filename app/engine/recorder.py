@@ -30,6 +30,28 @@ __all__ = ["Pacer", "Recorder", "grad_brief"]
 _BACKWARD_FUNCS = frozenset({torch.Tensor.backward, torch.autograd.backward, torch.autograd.grad})
 _ATTRIBUTE_READS = (types.GetSetDescriptorType, types.MethodWrapperType)
 
+# NOTE: the line tracer is switched off around the recorder's own work and the ops
+# it calls through, where no lesson code runs, to save the trace calls of the Python
+# frames in there. That pays on 3.11, where sys.settrace costs well under a
+# microsecond; from 3.12 on it re-instruments every code object (about 30 µs a call,
+# measured on torch 2.11), far more than the trace calls it saves, so it stays on.
+if sys.version_info < (3, 12):
+
+    def _tracing_off() -> Any:
+        """Switch the line tracer off; return it, for :func:`_tracing_on`."""
+        trace = sys.gettrace()
+        sys.settrace(None)
+        return trace
+
+    _tracing_on = sys.settrace
+else:
+
+    def _tracing_off() -> Any:
+        return None
+
+    def _tracing_on(trace: Any) -> None:
+        pass
+
 
 def grad_brief(grads: tuple[Any, ...]) -> list[GradBrief | None]:
     """Shape and norm of each gradient a node received or produced (None: no gradient).
@@ -180,8 +202,7 @@ class Recorder(TorchFunctionMode):
         # autograd.Function's apply does not come through here), so the line
         # tracer is switched off for the op and for the recording: the torch
         # internals and this module's helpers then cost no trace calls.
-        trace = sys.gettrace()
-        sys.settrace(None)
+        trace = _tracing_off()
         try:
             out = func(*args, **kwargs)
             tensor = _first_tensor(out)
@@ -195,13 +216,12 @@ class Recorder(TorchFunctionMode):
                 self.on_op(_op_name(func, self._names), record)
             return out
         finally:
-            sys.settrace(trace)
+            _tracing_on(trace)
 
     def _backward(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         # The engine may run lesson code (a custom Function's backward), so the
         # tracer stays on for the call itself, and only for it.
-        trace = sys.gettrace()
-        sys.settrace(None)
+        trace = _tracing_off()
         try:
             records = [
                 self.registry.add(n) for n in _graph_nodes(_backward_roots(func, args, kwargs))
@@ -215,9 +235,9 @@ class Recorder(TorchFunctionMode):
             ):
                 for record in records:
                     record.executed = False
-                sys.settrace(trace)
+                _tracing_on(trace)
                 out = func(*args, **kwargs)
-                sys.settrace(None)
+                _tracing_off()
                 for record in records:
                     record.executed = True
                     record.grad_inputs, record.grad_outputs = [], []
@@ -225,10 +245,10 @@ class Recorder(TorchFunctionMode):
                 return out
             handles = [self._hook(record) for record in records]
             try:
-                sys.settrace(trace)
+                _tracing_on(trace)
                 return func(*args, **kwargs)
             finally:
-                sys.settrace(None)
+                _tracing_off()
                 for handle in handles:
                     handle.remove()
                 # NOTE: gradient summaries are shown while their backward call runs,
@@ -237,7 +257,7 @@ class Recorder(TorchFunctionMode):
                 for record in records:
                     record.grad_inputs, record.grad_outputs = [], []
         finally:
-            sys.settrace(trace)
+            _tracing_on(trace)
 
     def _hook(self, record: NodeRecord) -> Any:
         record.executed = False
