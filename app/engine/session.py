@@ -290,14 +290,15 @@ class Session:
 
     def tensor(self, name: str) -> dict[str, Any]:
         """TensorDetail of a variable in scope (``w1``, ``model.0.weight``, ``w1.grad``)."""
-        if name not in self._watched:
-            self._watched = [name, *self._watched[: _WATCHED - 1]]
         if self._view is not None:
             kept = self._details.get(self._view)
             if kept is not None and name in kept:
                 return kept[name]
             self._materialize()
-        return self._detail(name)
+        detail = self._detail(name)
+        if name not in self._watched:  # the inspector shows it: keep it on replays
+            self._watched = [name, *self._watched[: _WATCHED - 1]]
+        return detail
 
     def _detail(self, name: str) -> dict[str, Any]:
         """TensorDetail of ``name`` at the program's cursor, kept for views (KeyError: none)."""
