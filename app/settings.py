@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
@@ -11,7 +12,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-__all__ = ["Settings", "get_settings"]
+__all__ = ["Settings", "get_settings", "memory_bytes"]
 
 _GIB = 1024**3
 # NOTE: sqlite is the embedded store (the default); the others are the schemes redis-py
@@ -58,6 +59,16 @@ class Settings(BaseSettings):
             "when next used."
         ),
     )
+    max_live_bytes: int | None = Field(
+        default=None,
+        gt=0,
+        description=(
+            "Estimated tensor bytes of the paused lesson programs one worker process holds; "
+            "the least recently used are closed (and rebuilt by replay when next used) to "
+            "stay under it. Unset: a quarter of the memory of this host or container (half "
+            "of it for the two worker processes `make run` and the image start)."
+        ),
+    )
     max_concurrent_work: int = Field(
         default=4, gt=0, description="Torch jobs (steps, seeks, renders) running at once."
     )
@@ -92,6 +103,12 @@ class Settings(BaseSettings):
         default=2e12, gt=0, description="Multiply-adds one run may do in all its iterations."
     )
 
+    def live_bytes(self) -> int:
+        """`max_live_bytes`, or its default for this host; never below one session's budget."""
+        if self.max_live_bytes is not None:
+            return self.max_live_bytes
+        return max(self.max_session_bytes, memory_bytes() // 4)
+
     @field_validator("allowed_hosts", "cors_origins", mode="before")
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
@@ -115,6 +132,18 @@ class Settings(BaseSettings):
         if value is not None and urlsplit(value).scheme not in _STORE_SCHEMES:
             raise ValueError(f"the URL scheme must be one of {', '.join(_STORE_SCHEMES)}")
         return value
+
+
+def memory_bytes() -> int:
+    """The memory this process may use: its container's limit (cgroup), else the host's."""
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            text = Path(path).read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit() and int(text) < 1 << 60:  # "max", or v1's huge "no limit"
+            return int(text)
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
 @lru_cache

@@ -26,6 +26,7 @@ import torch
 from app.engine.locks import HostLocks
 from app.engine.records import Records, SessionRecord
 from app.engine.session import Session
+from app.lessons.config import estimate_bytes
 from app.lessons.registry import Lesson, get_lesson
 
 __all__ = [
@@ -75,6 +76,7 @@ class OutOfMemory(Exception):
 class _Live:
     session: Session
     last_used: float
+    bytes: int  # the run's estimated tensor memory
 
 
 class SessionStore:
@@ -90,6 +92,7 @@ class SessionStore:
         *,
         max_sessions: int,
         max_live_sessions: int,
+        max_live_bytes: int | None = None,
         ttl_s: float,
         max_concurrent_work: int,
         queue_timeout_s: float,
@@ -100,6 +103,8 @@ class SessionStore:
         self._host_locks = host_locks
         self._max_sessions = max_sessions
         self._max_live = max_live_sessions
+        self._max_live_bytes = max_live_bytes
+        self._live_bytes = 0  # of the sessions in _live
         self._ttl_s = ttl_s
         self._queue_timeout_s = queue_timeout_s
         self._clock = clock
@@ -206,6 +211,7 @@ class SessionStore:
         with self._guard:
             lives = list(self._live.values())
             self._live.clear()
+            self._live_bytes = 0
         for live in lives:
             live.session.close()
         self._records.close()
@@ -296,10 +302,13 @@ class SessionStore:
                 self._live.move_to_end(record.id)
                 live.last_used = now
         if live is None:
-            session = Session(id=record.id, lesson=get_lesson(record.lesson), config=record.config)
+            lesson = get_lesson(record.lesson)
+            session = Session(id=record.id, lesson=lesson, config=record.config)
             session.seek(cursor=record.cursor)
+            size = estimate_bytes(lesson, record.config)
             with self._guard:
-                self._live[record.id] = _Live(session, now)
+                self._live[record.id] = _Live(session, now, size)
+                self._live_bytes += size
             self._evict()
             return session
         if live.session.cursor != record.cursor:
@@ -307,25 +316,36 @@ class SessionStore:
             live.session.seek(cursor=record.cursor)
         return live.session
 
-    def _evict(self) -> None:
-        """Close least recently used live sessions over the cap, skipping those in use."""
+    def _over_caps(self) -> bool:
+        """More live sessions, or more of their estimated memory, than the caps allow?"""
         with self._guard:
-            excess = len(self._live) - self._max_live
+            return len(self._live) > self._max_live or (
+                self._max_live_bytes is not None and self._live_bytes > self._max_live_bytes
+            )
+
+    def _evict(self) -> None:
+        """Close least recently used live sessions while over a cap, skipping those in use.
+
+        The newest one stays: memory is then bounded by the cap plus the sessions that
+        requests hold (at most `max_concurrent_work` of them run at once).
+        """
+        with self._guard:
             candidates = list(self._live)[:-1]
         for session_id in candidates:
-            if excess <= 0:
+            if not self._over_caps():
                 break
             lock = self._lock_for(session_id)
             if lock.acquire(blocking=False):
                 try:
                     self._drop_live(session_id)
-                    excess -= 1
                 finally:
                     lock.release()
 
     def _drop_live(self, session_id: str) -> None:
         with self._guard:
             live = self._live.pop(session_id, None)
+            if live is not None:
+                self._live_bytes -= live.bytes
         if live is not None:
             live.session.close()
 

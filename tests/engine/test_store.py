@@ -203,3 +203,29 @@ def test_deleted_sessions_free_their_tensors(make_store):
     gc.collect()
 
     assert run() is None
+
+
+def test_live_sessions_are_bounded_by_their_estimated_memory(make_store):
+    from app.lessons.config import estimate_bytes
+
+    lesson = get_lesson("nn")
+    size = estimate_bytes(lesson, resolve_config(lesson, SMALL, limits=Limits()))
+    store = make_store(max_live_sessions=10, max_live_bytes=2 * size)
+    ids = [_create(store, "nn")["id"] for _ in range(3)]
+    states = [store.step(i, by="line", count=10 + n) for n, i in enumerate(ids)]
+
+    assert list(store._live) == ids[1:]  # the least recently used one made room
+    assert store._live_bytes == 2 * size
+    assert store.state(ids[0]) == states[0]  # rebuilt by replay, in place of ids[1]
+    assert list(store._live) == [ids[2], ids[0]] and store._live_bytes == 2 * size
+    for session_id in ids:
+        store.delete(session_id)
+    assert store._live_bytes == 0 and not store._live
+
+
+def test_the_live_memory_default_is_a_quarter_of_the_memory():
+    from app.settings import Settings, memory_bytes
+
+    assert Settings().live_bytes() == max(Settings().max_session_bytes, memory_bytes() // 4)
+    assert Settings(max_live_bytes=12345).live_bytes() == 12345
+    assert 0 < memory_bytes() < 1 << 60
