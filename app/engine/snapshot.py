@@ -193,6 +193,9 @@ def optimizer_state(run: Run) -> dict[str, Any] | None:
                     entry["step"] = int(buffer)
                 elif isinstance(buffer, torch.Tensor):
                     entry[key] = tensor_summary(buffer)
-            name = names.get(id(param), f"param_groups[{index}].params[{position}]")
-            state[name] = entry
+            # Only the parameters the optimizer keeps state for, as torch has it: none
+            # before the first step (Adam's entries always carry their step count).
+            if entry:
+                name = names.get(id(param), f"param_groups[{index}].params[{position}]")
+                state[name] = entry
     return {"type": type(optimizer).__name__, "state": state}

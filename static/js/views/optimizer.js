@@ -35,7 +35,7 @@ export function render(optimizer) {
     );
   });
   box.replaceChildren(
-    h("p", {}, h("span", { class: "chip", text: optimizer.type }), params.length ? "" : " no state yet: it appears at the first optimizer.step()"),
+    h("p", {}, h("span", { class: "chip", text: optimizer.type }), params.length ? "" : " no state: Adam and SGD with momentum make theirs at the first optimizer.step(); plain SGD keeps none"),
     params.length
       ? h(
           "div",
