@@ -128,7 +128,11 @@ class Histogram(_Out):
 
 class TensorDetail(TensorSummary):
     preview: list[Any] | float | None = Field(
-        description="The top-left block (at most 8×8) as nested lists; null where not finite."
+        description=(
+            "The top-left block (at most 8×8) as nested lists, sliced as NumPy would: "
+            "t[:8, :8] of a matrix (of more dimensions, of its first matrix), t[:8] of a "
+            "vector, the number itself of a 0-d tensor; null where not finite."
+        )
     )
     histogram: Histogram
 
