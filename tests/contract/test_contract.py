@@ -106,10 +106,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
 
 
 class Api:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, fresh: bool = False) -> None:
+        """`fresh`: a new connection for every request (no keep-alive)."""
         self.created: list[str] = []
         self.http = httpx.Client(
-            base_url=url, timeout=60.0, event_hooks={"response": [self._track]}
+            base_url=url,
+            timeout=60.0,
+            limits=httpx.Limits(max_keepalive_connections=0) if fresh else httpx.Limits(),
+            event_hooks={"response": [self._track]},
         )
 
     def _track(self, response: httpx.Response) -> None:

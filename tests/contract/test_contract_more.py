@@ -30,6 +30,7 @@ import pytest
 import torch
 
 from tests.conftest import LiveServer
+from tests.contract import test_contract as contract
 from tests.contract.test_contract import (
     BASE,
     BUTTONS,
@@ -71,54 +72,25 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     live.stop()
 
 
-class Api:
-    """An API client that opens a new connection for every request (no keep-alive)."""
+class Api(contract.Api):
+    """The first suite's client, by default opening a new connection for every request
+    (no keep-alive), so that a session's requests reach either worker process."""
 
     def __init__(self, url: str, *, fresh: bool = True) -> None:
-        limits = httpx.Limits(max_keepalive_connections=0) if fresh else httpx.Limits()
-        self.http = httpx.Client(base_url=url, timeout=60.0, limits=limits)
-        self.created: list[str] = []
+        super().__init__(url, fresh=fresh)
+
+    def forget(self) -> None:
+        self.forget_sessions()
 
     def close(self) -> None:
         self.http.close()
 
-    def forget(self) -> None:
-        created, self.created = self.created, []
-        for sid in created:
-            self.http.delete(f"/api/sessions/{sid}")
-
-    def create(self, lesson: str, **config: Any) -> dict[str, Any]:
-        response = self.http.post(
-            "/api/sessions", json={"lesson": lesson, "config": {**SMALL, **config}}
-        )
-        assert response.status_code == 201, response.text
-        state = response.json()
-        self.created.append(state["id"])
-        return state
-
-    def step(self, sid: str, by: str = "event", count: int = 1) -> dict[str, Any]:
-        response = self.http.post(f"/api/sessions/{sid}/step", json={"by": by, "count": count})
-        assert response.status_code == 200, response.text
-        return response.json()
-
-    def seek(self, sid: str, cursor: int) -> dict[str, Any]:
-        response = self.http.post(f"/api/sessions/{sid}/seek", json={"cursor": cursor})
-        assert response.status_code == 200, response.text
-        return response.json()
+    def create(self, lesson: str = "autograd", **config: Any) -> dict[str, Any]:
+        return super().create(lesson, **{**SMALL, **config})
 
     def get(self, sid: str) -> dict[str, Any]:
         response = self.http.get(f"/api/sessions/{sid}")
         assert response.status_code == 200, response.text
-        return response.json()
-
-    def graph(self, sid: str) -> dict[str, Any]:
-        response = self.http.get(f"/api/sessions/{sid}/graph")
-        assert response.status_code == 200, response.text
-        return response.json()
-
-    def tensor(self, sid: str, name: str) -> dict[str, Any]:
-        response = self.http.get(f"/api/sessions/{sid}/tensors/{name}")
-        assert response.status_code == 200, (name, response.text)
         return response.json()
 
     def lesson(self, lesson: str) -> dict[str, Any]:
@@ -1234,7 +1206,6 @@ def test_create_answers_201_with_the_state_get_returns(api: Api) -> None:
     response = api.http.post("/api/sessions", json={"lesson": "optim", "config": SMALL})
     assert response.status_code == 201, response.text
     created = response.json()
-    api.created.append(created["id"])
     check_state(created, "optim")
     assert created["event"]["kind"] in (None, *EVENT_KINDS)
     assert created["optimizer"] is None or created["optimizer"]["state"] == {}
