@@ -420,6 +420,17 @@ def test_close_ends_the_worker_thread() -> None:
     ),
 )
 def test_random_step_sequences(lesson_id: str, seed: int, steps: list[tuple[str, int]]) -> None:
+    """No crash, no step backwards, kinds from the contract, and at every cursor reached
+    the state and graph a walk event by event shows there (replays and kept views too)."""
+    walk = _session(lesson_id, seed=seed, iterations=2)
+    seen = []
+    try:
+        while not walk.done:
+            seen.append((walk.state(), walk.graph()))
+            walk.step(by="event")
+        seen.append((walk.state(), walk.graph()))
+    finally:
+        walk.close()
     session = _session(lesson_id, seed=seed, iterations=2)
     try:
         for by, count in steps:
@@ -443,6 +454,7 @@ def test_random_step_sequences(lesson_id: str, seed: int, steps: list[tuple[str,
                 "done",
             }
             assert session.graph()["kind"] in {"autograd", "static", "none"}
+            assert (state, session.graph()) == seen[session.cursor], f"cursor {session.cursor}"
     finally:
         session.close()
 
