@@ -104,7 +104,6 @@ class SessionStore:
         self._max_sessions = max_sessions
         self._max_live = max_live_sessions
         self._max_live_bytes = max_live_bytes
-        self._live_bytes = 0  # of the sessions in _live
         self._ttl_s = ttl_s
         self._queue_timeout_s = queue_timeout_s
         self._clock = clock
@@ -211,7 +210,6 @@ class SessionStore:
         with self._guard:
             lives = list(self._live.values())
             self._live.clear()
-            self._live_bytes = 0
         for live in lives:
             live.session.close()
         self._records.close()
@@ -308,7 +306,6 @@ class SessionStore:
             size = estimate_bytes(lesson, record.config)
             with self._guard:
                 self._live[record.id] = _Live(session, now, size)
-                self._live_bytes += size
             self._evict()
             return session
         if live.session.cursor != record.cursor:
@@ -316,12 +313,18 @@ class SessionStore:
             live.session.seek(cursor=record.cursor)
         return live.session
 
+    @property
+    def live_bytes(self) -> int:
+        """The estimated tensor memory of the live sessions."""
+        with self._guard:
+            return sum(live.bytes for live in self._live.values())
+
     def _over_caps(self) -> bool:
         """More live sessions, or more of their estimated memory, than the caps allow?"""
         with self._guard:
-            return len(self._live) > self._max_live or (
-                self._max_live_bytes is not None and self._live_bytes > self._max_live_bytes
-            )
+            if len(self._live) > self._max_live:
+                return True
+        return self._max_live_bytes is not None and self.live_bytes > self._max_live_bytes
 
     def _evict(self) -> None:
         """Close least recently used live sessions while over a cap, skipping those in use.
@@ -344,8 +347,6 @@ class SessionStore:
     def _drop_live(self, session_id: str) -> None:
         with self._guard:
             live = self._live.pop(session_id, None)
-            if live is not None:
-                self._live_bytes -= live.bytes
         if live is not None:
             live.session.close()
 

@@ -215,12 +215,12 @@ def test_live_sessions_are_bounded_by_their_estimated_memory(make_store):
     states = [store.step(i, by="line", count=10 + n) for n, i in enumerate(ids)]
 
     assert list(store._live) == ids[1:]  # the least recently used one made room
-    assert store._live_bytes == 2 * size
+    assert store.live_bytes == 2 * size
     assert store.state(ids[0]) == states[0]  # rebuilt by replay, in place of ids[1]
-    assert list(store._live) == [ids[2], ids[0]] and store._live_bytes == 2 * size
+    assert list(store._live) == [ids[2], ids[0]] and store.live_bytes == 2 * size
     for session_id in ids:
         store.delete(session_id)
-    assert store._live_bytes == 0 and not store._live
+    assert store.live_bytes == 0 and not store._live
 
 
 def test_the_live_memory_default_is_a_quarter_of_the_memory():
