@@ -69,6 +69,24 @@ class Settings(BaseSettings):
             "of it for the two worker processes `make run` and the image start)."
         ),
     )
+    checkpoints: int = Field(
+        default=4,
+        ge=0,
+        le=64,
+        description=(
+            "Paused copies of a live session's program kept at earlier cursors, built while "
+            "the worker process is idle, so that a seek back goes on from the nearest one "
+            "instead of replaying from the start (0: none)."
+        ),
+    )
+    checkpoint_max_bytes: int = Field(
+        default=256 * 1024 * 1024,
+        ge=0,
+        description=(
+            "Sessions whose tensors are estimated above this many bytes keep no checkpoints "
+            "(each one is a full copy of them)."
+        ),
+    )
     max_concurrent_work: int = Field(
         default=4, gt=0, description="Torch jobs (steps, seeks, renders) running at once."
     )

@@ -62,6 +62,8 @@ def open_store(settings: Settings) -> SessionStore:
         max_sessions=settings.max_sessions,
         max_live_sessions=settings.max_live_sessions,
         max_live_bytes=settings.live_bytes(),
+        checkpoints=settings.checkpoints,
+        checkpoint_max_bytes=settings.checkpoint_max_bytes,
         ttl_s=settings.session_ttl_s,
         max_concurrent_work=settings.max_concurrent_work,
         queue_timeout_s=settings.work_queue_timeout_s,

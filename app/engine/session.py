@@ -6,6 +6,7 @@ import ast
 import math
 import time
 from collections import OrderedDict
+from itertools import pairwise
 from typing import Any
 
 import torch
@@ -100,7 +101,31 @@ class _Recent:
 REPLAY_WINDOW = 64
 REPLAY_SHARE = 0.25
 REPLAY_FLOOR_S = 0.02
+# Checkpoints: a session keeps up to CHECKPOINTS paused copies of its program at other
+# cursors (see Session). One more is worth building where a seek would otherwise walk
+# the program for longer than CHECKPOINT_GAP_S.
+CHECKPOINTS = 4
+CHECKPOINT_GAP_S = 0.1
+_TIMED_EVENTS = 256  # a walk at least this long measures the program's pace
 _WATCHED = 2  # details kept for the last names asked for (the inspector shows one)
+
+
+def _least_useful(cursors: list[int], live: int) -> int:
+    """The index of the checkpoint (of those at sorted ``cursors``) whose loss would
+    lengthen the walks it shortens the least, the program itself being at ``live``."""
+    points = sorted({0, live, *cursors})
+
+    def loss(cursor: int) -> int:
+        if cursor == live or cursors.count(cursor) > 1:
+            return 0  # another program is there already
+        at = points.index(cursor)
+        if points[at + 1 : at + 2] == [live] and live - cursor <= 2 * REPLAY_WINDOW:
+            return 1 << 62  # the one "Step back" goes on from: kept
+        # Without it, the walks it started go from the point before it.
+        return (points[at + 1] if at + 1 < len(points) else cursor) - points[at - 1]
+
+    losses = [loss(cursor) for cursor in cursors]
+    return losses.index(min(losses))
 
 
 class Session:
@@ -118,10 +143,24 @@ class Session:
     jump cost one replay between them, not one each. Anything else that needs
     the program itself at the view (a step of another kind, a detail not kept)
     replays to it first.
+
+    NOTE: a paused program cannot be copied, but a second run of it paused at an
+    earlier cursor is as good as a copy (runs are deterministic). Such *checkpoints*
+    are built by whoever has time to spare (:meth:`checkpoint_target`,
+    :meth:`new_run`, :meth:`add_checkpoint`: the store does it while its process is
+    idle), and a program left behind by a move back is kept as one too. A move to a
+    cursor goes on from the nearest checkpoint at or before it rather than from the
+    start, and the checkpoints kept are those that leave the shortest walks.
     """
 
     def __init__(
-        self, *, id: str, lesson: Lesson, config: dict[str, Any], recent: int = 128
+        self,
+        *,
+        id: str,
+        lesson: Lesson,
+        config: dict[str, Any],
+        recent: int = 128,
+        checkpoints: int = CHECKPOINTS,
     ) -> None:
         self.id = id
         self.lesson = lesson
@@ -134,10 +173,88 @@ class Session:
         self._details = _Recent(recent)  # cursor -> {name: TensorDetail}
         self._watched: list[str] = []  # tensors whose details were asked for lately
         self._view: int | None = None
-        self._run = self._new_run()
+        self._run = self.new_run()
+        self.max_checkpoints = checkpoints
+        self._checkpoints: list[Run] = []  # paused runs at other cursors, by cursor
+        self.pace = 0.0  # seconds per event of the last long walk (0: none yet)
+        self.replays = 0  # moves back that had to start the program afresh
 
-    def _new_run(self) -> Run:
+    def new_run(self) -> Run:
+        """A run of this session's program, not started (a checkpoint to be)."""
         return Run(self._program, lesson_globals(self.lesson, self.config))
+
+    def _walk(self, run: Run, by: str, count: int) -> None:
+        """Advance ``run``, timing long walks to know what a checkpoint saves."""
+        before, started = run.cursor, time.perf_counter()
+        run.advance(by, count)
+        events = run.cursor - before
+        if events >= _TIMED_EVENTS:
+            self.pace = (time.perf_counter() - started) / events
+
+    # -- checkpoints -----------------------------------------------------
+
+    @property
+    def checkpoints(self) -> list[int]:
+        """The cursors of the checkpoints kept."""
+        return [run.cursor for run in self._checkpoints]
+
+    def checkpoint_target(self) -> int | None:
+        """The cursor where one more checkpoint would shorten seeks back the most.
+
+        First just before the program's cursor (so that "Step back" after a long move
+        walks a few events), then in the middle of the longest stretch without one;
+        None while every stretch walks in less than CHECKPOINT_GAP_S, or before the
+        program's pace is known.
+        """
+        if self.max_checkpoints == 0 or self.pace == 0.0:
+            return None
+        gap = max(2 * REPLAY_WINDOW, int(CHECKPOINT_GAP_S / self.pace))
+        end = self._run.cursor
+        points = [0, *(c for c in self.checkpoints if c < end), end]
+        if end - points[-2] > gap:
+            target = end - REPLAY_WINDOW
+        else:
+            start, stop = max(pairwise(points), key=lambda pair: pair[1] - pair[0])
+            if stop - start <= gap:
+                return None
+            target = (start + stop) // 2
+        cursors = sorted([*self.checkpoints, target])
+        if len(cursors) > self.max_checkpoints and cursors[_least_useful(cursors, end)] == target:
+            return None  # it would be the first to go
+        return target
+
+    def add_checkpoint(self, run: Run) -> bool:
+        """Keep ``run`` (a paused run of this program); False if it was not worth keeping."""
+        if self.max_checkpoints == 0 or run.cursor == 0:
+            run.close()
+            return False
+        self._checkpoints.append(run)
+        self._checkpoints.sort(key=lambda kept: kept.cursor)
+        while len(self._checkpoints) > self.max_checkpoints:
+            self.drop_checkpoint()
+        return run in self._checkpoints
+
+    def drop_checkpoint(self) -> bool:
+        """Close the least useful checkpoint (to free memory); False if there is none."""
+        if not self._checkpoints:
+            return False
+        self._drop(_least_useful(self.checkpoints, self._run.cursor)).close()
+        return True
+
+    def _drop(self, index: int) -> Run:
+        return self._checkpoints.pop(index)
+
+    def _nearest(self, cursor: int, after: int = -1) -> Run | None:
+        """Take the checkpoint closest at or before ``cursor`` (and past ``after``)."""
+        for index in range(len(self._checkpoints) - 1, -1, -1):
+            if after < self._checkpoints[index].cursor <= cursor:
+                return self._drop(index)
+        return None
+
+    def _switch(self, run: Run) -> None:
+        """Go on with ``run``; the program left behind becomes a checkpoint."""
+        left, self._run = self._run, run
+        self.add_checkpoint(left)
 
     @property
     def cursor(self) -> int:
@@ -155,34 +272,47 @@ class Session:
             self.seek(cursor=self._view + count)
             return
         self._materialize()
-        self._run.advance(by, count)
+        if by == "end":
+            finished = next((run for run in self._checkpoints if run.done), None)
+            if finished is not None and not self._run.done:
+                self._checkpoints.remove(finished)
+                self._switch(finished)
+        self._walk(self._run, by, count)
 
     def seek(self, *, cursor: int) -> None:
         """Move to ``cursor`` (past the end: the end), replaying when moving back."""
         run = self._run
         if cursor >= run.cursor:
             self._view = None
+            ahead = self._nearest(cursor, after=run.cursor)
+            if ahead is not None:
+                self._switch(ahead)
+                run = ahead
             if cursor > run.cursor:
-                run.advance("event", cursor - run.cursor)
+                self._walk(run, "event", cursor - run.cursor)
         elif self._states.get(cursor) is not None:
             self._view = cursor
         else:
             self._replay(cursor)
 
     def _replay(self, cursor: int) -> None:
-        """Run the program afresh up to ``cursor``, keeping the views just before it.
+        """Run the program up to ``cursor`` from the nearest checkpoint before it (or
+        afresh), keeping the views just before it.
 
         The run pauses REPLAY_WINDOW events early and keeps the state, graph and
         watched details of as many of the last events as fit a share of the
         replay's own time (one keep is timed to know), then goes on to ``cursor``.
         """
         self._view = None
-        self._run.close()
         started = time.perf_counter()
-        self._run = run = self._new_run()
-        early = max(0, cursor - REPLAY_WINDOW)
-        if early > 0:
-            run.advance("event", early)
+        run = self._nearest(cursor)
+        if run is None:
+            run = self.new_run()
+            self.replays += 1
+        self._switch(run)
+        early = max(run.cursor, cursor - REPLAY_WINDOW)
+        if early > run.cursor:
+            self._walk(run, "event", early - run.cursor)
         if early == cursor or run.done:
             return
         replayed = time.perf_counter() - started
@@ -215,8 +345,10 @@ class Session:
             self._replay(self._view)
 
     def close(self) -> None:
-        """End the paused program and its thread."""
+        """End the paused program, its checkpoints and their threads."""
         self._run.close()
+        while self.drop_checkpoint():
+            pass
 
     def state(self) -> dict[str, Any]:
         """The contract's State at the cursor (shared with the cache: read-only)."""

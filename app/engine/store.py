@@ -10,6 +10,7 @@ same numbers.
 from __future__ import annotations
 
 import gc
+import logging
 import math
 import secrets
 import threading
@@ -38,6 +39,13 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+_log = logging.getLogger(__name__)
+
+# Checkpoints are built only once the process has had no request for QUIET_S, in
+# pieces of about CHUNK_S so that a request arriving meanwhile waits for one at most.
+QUIET_S = 0.05
+CHUNK_S = 0.01
 
 
 class UnknownSession(Exception):
@@ -93,6 +101,8 @@ class SessionStore:
         max_sessions: int,
         max_live_sessions: int,
         max_live_bytes: int | None = None,
+        checkpoints: int = 0,
+        checkpoint_max_bytes: int = 0,
         ttl_s: float,
         max_concurrent_work: int,
         queue_timeout_s: float,
@@ -116,6 +126,9 @@ class SessionStore:
             weakref.WeakValueDictionary()
         )
         self._last_sweep = clock()
+        self._checkpoints = checkpoints
+        self._checkpoint_max_bytes = checkpoint_max_bytes
+        self._builder = _CheckpointBuilder(self) if checkpoints else None
 
     # -- service ---------------------------------------------------------
 
@@ -207,6 +220,8 @@ class SessionStore:
 
     def close(self) -> None:
         """Close every live session and the records."""
+        if self._builder is not None:
+            self._builder.stop()
         with self._guard:
             lives = list(self._live.values())
             self._live.clear()
@@ -219,6 +234,18 @@ class SessionStore:
     # -- mechanics -------------------------------------------------------
 
     def _use(self, session_id: str, action: Callable[[Session], T], *, moves: bool = False) -> T:
+        if self._builder is None:
+            return self._use_now(session_id, action, moves=moves)
+        with self._builder.request():
+            result = self._use_now(session_id, action, moves=moves)
+        if moves:
+            self._evict()  # a move back keeps the program it left as a checkpoint
+            self._builder.want(session_id)
+        return result
+
+    def _use_now(
+        self, session_id: str, action: Callable[[Session], T], *, moves: bool = False
+    ) -> T:
         if self._clock() - self._last_sweep > min(self._ttl_s / 4, 60.0):
             self.sweep()
         with self._session_lock(session_id):
@@ -301,9 +328,12 @@ class SessionStore:
                 live.last_used = now
         if live is None:
             lesson = get_lesson(record.lesson)
-            session = Session(id=record.id, lesson=lesson, config=record.config)
-            session.seek(cursor=record.cursor)
             size = estimate_bytes(lesson, record.config)
+            checkpoints = self._checkpoints if size <= self._checkpoint_max_bytes else 0
+            session = Session(
+                id=record.id, lesson=lesson, config=record.config, checkpoints=checkpoints
+            )
+            session.seek(cursor=record.cursor)
             with self._guard:
                 self._live[record.id] = _Live(session, now, size)
             self._evict()
@@ -315,9 +345,11 @@ class SessionStore:
 
     @property
     def live_bytes(self) -> int:
-        """The estimated tensor memory of the live sessions."""
+        """The estimated tensor memory of the live sessions and their checkpoints."""
         with self._guard:
-            return sum(live.bytes for live in self._live.values())
+            return sum(
+                live.bytes * (1 + len(live.session.checkpoints)) for live in self._live.values()
+            )
 
     def _over_caps(self) -> bool:
         """More live sessions, or more of their estimated memory, than the caps allow?"""
@@ -333,22 +365,166 @@ class SessionStore:
         requests hold (at most `max_concurrent_work` of them run at once).
         """
         with self._guard:
-            candidates = list(self._live)[:-1]
+            candidates = list(self._live)
+        # Checkpoints go first (they only save time), then whole sessions but the newest.
         for session_id in candidates:
             if not self._over_caps():
-                break
-            lock = self._lock_for(session_id)
-            if lock.acquire(blocking=False):
-                try:
-                    self._drop_live(session_id)
-                finally:
-                    lock.release()
+                return
+            self._with_lock(session_id, self._drop_checkpoints)
+        for session_id in candidates[:-1]:
+            if not self._over_caps():
+                return
+            self._with_lock(session_id, self._drop_live)
+
+    def _with_lock(self, session_id: str, action: Callable[[str], None]) -> None:
+        """Run `action(session_id)` if no request holds the session now."""
+        lock = self._lock_for(session_id)
+        if lock.acquire(blocking=False):
+            try:
+                action(session_id)
+            finally:
+                lock.release()
+
+    def _drop_checkpoints(self, session_id: str) -> None:
+        with self._guard:
+            live = self._live.get(session_id)
+        while live is not None and self._over_caps() and live.session.drop_checkpoint():
+            pass
 
     def _drop_live(self, session_id: str) -> None:
         with self._guard:
             live = self._live.pop(session_id, None)
         if live is not None:
             live.session.close()
+
+
+class _CheckpointBuilder:
+    """Builds checkpoints of the live sessions (`Session.checkpoint_target`) while the
+    process answers no request, in a thread of its own.
+
+    A checkpoint is a second run of a session's program paused at an earlier cursor,
+    so it costs a replay to that cursor: it is built only when nothing else is waiting
+    (no request for QUIET_S, a free job slot), a piece of CHUNK_S at a time, and kept
+    only for sessions small enough (`checkpoint_max_bytes`) while the live memory cap
+    leaves room for one more copy.
+    """
+
+    def __init__(self, store: SessionStore) -> None:
+        self._store = store
+        self._cv = threading.Condition()  # over everything below
+        self._wanted: OrderedDict[str, None] = OrderedDict()  # sessions to look at
+        self._requests = 0  # requests in progress
+        self._quiet_since = time.monotonic()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+
+    @contextmanager
+    def request(self) -> Iterator[None]:
+        """Mark a request in progress (building waits for it)."""
+        with self._cv:
+            self._requests += 1
+        try:
+            yield
+        finally:
+            with self._cv:
+                self._requests -= 1
+                self._quiet_since = time.monotonic()
+                self._cv.notify_all()
+
+    def want(self, session_id: str) -> None:
+        """Look at `session_id` when quiet: does a checkpoint of it need building?"""
+        with self._cv:
+            if self._stopping:
+                return
+            self._wanted[session_id] = None
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._serve, name="checkpoints", daemon=True)
+                self._thread.start()
+            self._cv.notify_all()
+
+    def stop(self) -> None:
+        with self._cv:
+            self._stopping = True
+            thread, self._thread = self._thread, None
+            self._cv.notify_all()
+        if thread is not None:
+            thread.join(timeout=10)
+
+    def _quiet(self) -> bool:
+        """Wait until no request has run for QUIET_S; False if stopping."""
+        with self._cv:
+            while not self._stopping:
+                quiet = time.monotonic() - self._quiet_since
+                if self._requests == 0 and quiet >= QUIET_S:
+                    return True
+                self._cv.wait(None if self._requests else QUIET_S - quiet)
+            return False
+
+    def _serve(self) -> None:
+        while self._quiet():
+            with self._cv:
+                if not self._wanted:
+                    self._cv.wait()
+                    continue
+                session_id, _ = self._wanted.popitem(last=False)
+            try:
+                if self._build(session_id):
+                    self.want(session_id)  # one more may be worth it
+            except Exception:  # a failed checkpoint costs only time: keep serving
+                _log.exception("building a checkpoint of session %s failed", session_id)
+
+    def _build(self, session_id: str) -> bool:
+        """Build and add the checkpoint `session_id` wants most; True if one was added."""
+        store = self._store
+        lock = store._lock_for(session_id)
+        if not lock.acquire(blocking=False):
+            return False  # in use: looked at again after that request
+        try:
+            with store._guard:
+                live = store._live.get(session_id)
+            if live is None or not self._room_for(live):
+                return False
+            session = live.session
+            target = session.checkpoint_target()
+            if target is None:
+                return False
+            run, chunk = session.new_run(), max(16, int(CHUNK_S / session.pace))
+        finally:
+            lock.release()
+        kept = False
+        try:
+            while run.cursor < target and not run.done:
+                if not self._quiet():
+                    return False
+                if not store._slots.acquire(blocking=False):
+                    time.sleep(QUIET_S)
+                    continue
+                try:
+                    run.advance("event", min(chunk, target - run.cursor))
+                finally:
+                    store._slots.release()
+            if not lock.acquire(timeout=store._queue_timeout_s):
+                return False
+            try:
+                with store._guard:
+                    live = store._live.get(session_id)
+                if live is None or live.session is not session or not self._room_for(live):
+                    return False
+                kept = True  # by the session from here on, or closed by it
+                return session.add_checkpoint(run)
+            finally:
+                lock.release()
+        finally:
+            if not kept:
+                run.close()
+
+    def _room_for(self, live: _Live) -> bool:
+        """May `live` keep one more copy of its program within the memory caps?"""
+        store = self._store
+        if live.session.max_checkpoints == 0:
+            return False
+        cap = store._max_live_bytes
+        return cap is None or store.live_bytes + live.bytes <= cap
 
 
 _OOM_ERRORS = frozenset({"OutOfMemoryError"})

@@ -415,13 +415,14 @@ def test_close_ends_the_worker_thread() -> None:
     lesson_id=st.sampled_from(list(LESSONS)),
     seed=st.integers(0, 2**32 - 1),
     steps=st.lists(
-        st.tuples(st.sampled_from((*STEP_KINDS[:-1], "seek")), st.integers(1, 40)),
+        st.tuples(st.sampled_from((*STEP_KINDS[:-1], "seek", "checkpoint")), st.integers(1, 40)),
         max_size=12,
     ),
 )
 def test_random_step_sequences(lesson_id: str, seed: int, steps: list[tuple[str, int]]) -> None:
     """No crash, no step backwards, kinds from the contract, and at every cursor reached
-    the state and graph a walk event by event shows there (replays and kept views too)."""
+    the state and graph a walk event by event shows there (replays, checkpoints and kept
+    views too)."""
     walk = _session(lesson_id, seed=seed, iterations=2)
     seen = []
     try:
@@ -438,6 +439,12 @@ def test_random_step_sequences(lesson_id: str, seed: int, steps: list[tuple[str,
             if by == "seek":
                 session.seek(cursor=count)
                 assert session.cursor == count or session.done
+            elif by == "checkpoint":  # built aside, as the store does while idle
+                before = session.cursor
+                run = session.new_run()
+                run.advance("event", count)
+                session.add_checkpoint(run)
+                assert session.cursor == before
             else:
                 session.step(by=by, count=count)
                 assert session.cursor >= before
@@ -572,6 +579,100 @@ def test_what_a_cursor_shows_does_not_depend_on_how_the_run_got_there(lesson_id:
     finally:
         walked.close()
         jumped.close()
+
+
+def _built(session: Session, cursor: int) -> None:
+    run = session.new_run()
+    run.advance("event", cursor)
+    assert session.add_checkpoint(run)
+
+
+def test_checkpoints_are_placed_where_seeks_walk_longest(monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.engine import session as module
+
+    session = _session("custom_module", iterations=40)
+    try:
+        assert session.checkpoint_target() is None  # the program's pace is not known yet
+        session.step(by="end")
+        end = session.cursor
+        assert session.pace > 0
+        monkeypatch.setattr(module, "CHECKPOINT_GAP_S", session.pace * end / 3)
+        targets = []
+        while (target := session.checkpoint_target()) is not None:
+            targets.append(target)
+            _built(session, target)
+        # First just before the end ("Step back"), then halving the longest stretch.
+        assert targets[0] == end - module.REPLAY_WINDOW
+        assert targets[1] == targets[0] // 2
+        assert len(targets) == len(session.checkpoints) <= module.CHECKPOINTS
+        stretches = np.diff([0, *session.checkpoints, end])
+        assert max(stretches) <= end / 3 + 1
+    finally:
+        session.close()
+
+
+def test_seeks_go_on_from_the_nearest_checkpoint_and_show_what_a_fresh_run_shows() -> None:
+    session = _session("dynamic_net", iterations=12)
+    fresh = _session("dynamic_net", iterations=12)
+    try:
+        session.step(by="end")
+        end = session.cursor
+        finished = session._run
+        for cursor in (end // 4, end // 2, end - 100):
+            _built(session, cursor)
+        assert session.checkpoints == [end // 4, end // 2, end - 100]
+        for cursor in (end // 2 + 7, end - 3, end // 4 + 1, end - 150, 10, end // 2):
+            session.seek(cursor=cursor)
+            fresh.seek(cursor=cursor)
+            assert session.cursor == cursor
+            assert session.state() == fresh.state(), f"cursor {cursor}"
+            assert session.graph() == fresh.graph(), f"cursor {cursor}"
+        assert session.replays == 1  # only the seek to cursor 10, before every checkpoint
+        # The program left at the end by the first move back is kept: "Run to end" again
+        # goes on with it instead of running the rest once more.
+        assert end in session.checkpoints
+        session.step(by="end")
+        assert session._run is finished and session.cursor == end
+        assert session.state() == (fresh.step(by="end") or fresh.state())
+    finally:
+        session.close()
+        fresh.close()
+
+
+def test_checkpoints_beyond_the_cap_go_and_closing_ends_their_threads() -> None:
+    import threading
+
+    before = threading.active_count()
+    session = Session(
+        id="test", lesson=get_lesson("autograd"), config=_config("autograd"), checkpoints=2
+    )
+    try:
+        session.step(by="end")
+        end = session.cursor
+        _built(session, end // 2)
+        _built(session, 10)
+        _built(session, end // 2 + 5)  # the walks end // 2 saved, it saves 5 events short
+        assert session.checkpoints == [10, end // 2 + 5]
+        early = session.new_run()
+        early.advance("event", 5)  # saves 5 events short of what 10 saves
+        assert not session.add_checkpoint(early) and not early.parked
+        assert session.checkpoints == [10, end // 2 + 5]
+        assert not session.add_checkpoint(session.new_run())  # a run not started: no use
+    finally:
+        session.close()
+    assert session.checkpoints == []
+    assert threading.active_count() <= before + 3  # pooled workers may stay, idle
+
+    none = Session(
+        id="test", lesson=get_lesson("autograd"), config=_config("autograd"), checkpoints=0
+    )
+    try:
+        none.step(by="end")
+        left = none._run
+        none.seek(cursor=5)
+        assert none.checkpoints == [] and not left.parked  # closed, not kept
+    finally:
+        none.close()
 
 
 def test_a_replay_keeps_only_what_fits_its_share_of_time(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -52,9 +52,10 @@ def make_store(tmp_path, clock):
         store.close()
 
 
-def _create(store: SessionStore, lesson: str = "autograd") -> dict:
+def _create(store: SessionStore, lesson: str = "autograd", **overrides: object) -> dict:
     found = get_lesson(lesson)
-    return store.create(lesson=found, config=resolve_config(found, SMALL, limits=Limits()))
+    config = resolve_config(found, {**SMALL, **overrides}, limits=Limits())
+    return store.create(lesson=found, config=config)
 
 
 def test_create_step_seek_and_read(make_store):
@@ -229,3 +230,92 @@ def test_the_live_memory_default_is_a_quarter_of_the_memory():
     assert Settings().live_bytes() == max(Settings().max_session_bytes, memory_bytes() // 4)
     assert Settings(max_live_bytes=12345).live_bytes() == 12345
     assert 0 < memory_bytes() < 1 << 60
+
+
+def _wait_for(condition, timeout_s: float = 30.0) -> bool:
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+@pytest.fixture
+def short_gaps(monkeypatch):
+    """Checkpoints worth building every few hundred events even at these tiny sizes."""
+    from app.engine import session as module
+
+    monkeypatch.setattr(module, "CHECKPOINT_GAP_S", 1e-6)
+
+
+def _checkpointing(make_store, **overrides) -> SessionStore:
+    return make_store(checkpoints=3, checkpoint_max_bytes=1 << 30, **overrides)
+
+
+def test_checkpoints_are_built_while_idle_and_serve_seeks_back(make_store, short_gaps):
+    store = _checkpointing(make_store, max_live_sessions=4)
+    plain = make_store(max_live_sessions=4)
+    session_id = _create(store, "custom_module", iterations=40)["id"]
+    end = store.step(session_id, by="end", count=1)["cursor"]
+    session = store._live[session_id].session
+
+    assert _wait_for(lambda: len(session.checkpoints) == 3)
+    assert session.checkpoints[-1] == end - 64  # first, for "Step back" from the end
+    assert store.live_bytes == 4 * store._live[session_id].bytes
+
+    other = _create(plain, "custom_module", iterations=40)["id"]
+    for cursor in (end - 1, end // 2, end - 200):
+        assert store.seek(session_id, cursor=cursor) == {
+            **plain.seek(other, cursor=cursor),
+            "id": session_id,
+        }
+    assert session.replays == 0  # every seek went on from a checkpoint
+
+
+def test_checkpoints_wait_until_no_request_is_running(make_store, short_gaps):
+    store = _checkpointing(make_store)
+    session_id = _create(store, "custom_module", iterations=40)["id"]
+    session = store._live[session_id].session
+    with store._builder.request():  # a request in progress
+        store.step(session_id, by="end", count=1)
+        assert not _wait_for(lambda: bool(session.checkpoints), timeout_s=0.5)
+    assert _wait_for(lambda: bool(session.checkpoints))
+
+
+def test_checkpoints_fit_the_live_memory_cap_and_go_first(make_store, short_gaps):
+    from app.lessons.config import estimate_bytes
+
+    lesson = get_lesson("custom_module")
+    config = resolve_config(lesson, {**SMALL, "iterations": 40}, limits=Limits())
+    size = estimate_bytes(lesson, config)
+    store = _checkpointing(make_store, max_live_sessions=4, max_live_bytes=3 * size)
+    first = _create(store, "custom_module", iterations=40)["id"]
+    store.step(first, by="end", count=1)
+    session = store._live[first].session
+    assert _wait_for(lambda: len(session.checkpoints) == 2)  # 3 copies fill the cap
+    assert not _wait_for(lambda: len(session.checkpoints) > 2, timeout_s=0.3)
+
+    second = _create(store, "custom_module", iterations=40)["id"]
+    assert list(store._live) == [first, second]  # its checkpoints made room, not itself
+    assert len(session.checkpoints) == 1 and store.live_bytes == 3 * size
+    store.delete(first)
+    store.delete(second)
+    assert store.live_bytes == 0
+
+
+def test_large_sessions_keep_no_checkpoints_and_close_stops_the_builder(make_store, short_gaps):
+    store = make_store(checkpoints=3, checkpoint_max_bytes=1)
+    session_id = _create(store, "custom_module", iterations=40)["id"]
+    end = store.step(session_id, by="end", count=1)["cursor"]
+    session = store._live[session_id].session
+    store.seek(session_id, cursor=end // 2)  # the program at the end is not kept either
+    assert session.max_checkpoints == 0
+    assert not _wait_for(lambda: bool(session.checkpoints), timeout_s=0.3)
+
+    thread = store._builder._thread
+    assert thread is not None and thread.is_alive()
+    store.close()
+    assert not thread.is_alive()
