@@ -84,7 +84,8 @@ def measure(
         elapsed, events = explorer()
         explorer_times.append(elapsed)
 
-    session = Session(id="bench", lesson=program, config=config)
+    # Without checkpoints: a seek back replays from the start.
+    session = Session(id="bench", lesson=program, config=config, checkpoints=0)
     step_times = []
     for _ in range(steps):
         start = time.perf_counter()
@@ -115,6 +116,7 @@ def measure(
         session.graph()
         after_jump.append(time.perf_counter() - start)
     session.close()
+    checkpointed = _with_checkpoints(program, config, events)
 
     best_plain, best_explorer = min(plain_times), min(explorer_times)
     return {
@@ -134,7 +136,43 @@ def measure(
         "presses": PRESSES,
         "after_jump": statistics.median(after_jump),
         "after_jump_max": max(after_jump),
+        **checkpointed,
     }
+
+
+def _view(session: Session, cursor: int) -> float:
+    """Seconds to seek to `cursor` and show its state and graph."""
+    start = time.perf_counter()
+    session.seek(cursor=cursor)
+    session.state()
+    session.graph()
+    return time.perf_counter() - start
+
+
+def _with_checkpoints(program: Any, config: dict[str, object], events: int) -> dict[str, Any]:
+    """Seeks back once the checkpoints the store builds while idle are there."""
+    session = Session(id="bench", lesson=program, config=config)
+    session.step(by="end")
+    start = time.perf_counter()
+    while (target := session.checkpoint_target()) is not None:
+        run = session.new_run()
+        run.advance("event", target)
+        session.add_checkpoint(run)
+    built = time.perf_counter() - start
+    kept = session.checkpoints
+    figures = {
+        "checkpoints": kept,
+        "checkpoints_built": built,
+        "ck_step_back": _view(session, events - 1),
+        "ck_middle": _view(session, events // 2),
+        "ck_quarter": _view(session, events // 4),
+    }
+    start = time.perf_counter()
+    session.step(by="end")  # goes on with the program kept at the end
+    figures["ck_end_again"] = time.perf_counter() - start
+    figures["ck_replays"] = session.replays
+    session.close()
+    return figures
 
 
 def main() -> None:
@@ -167,7 +205,7 @@ def main() -> None:
         (f"one event step (median of {m['steps']})", f"{m['step'] * 1e6:10.1f} us", ""),
         ("step back + state (median of 50)", f"{m['step_back'] * 1e6:10.1f} us", ""),
         (
-            f"seek back to the middle (cursor {m['middle']}) + state, graph",
+            f"no checkpoints: seek to the middle (cursor {m['middle']}) + state, graph",
             f"{m['seek_back'] * 1e3:10.1f} ms",
             "",
         ),
@@ -176,10 +214,31 @@ def main() -> None:
             f"{m['after_jump'] * 1e6:10.1f} us",
             f"max {m['after_jump_max'] * 1e3:.1f} ms",
         ),
+        (
+            f"{len(m['checkpoints'])} checkpoints built while idle (all in turn)",
+            f"{m['checkpoints_built'] * 1e3:10.1f} ms",
+            "cursors " + ", ".join(map(str, m["checkpoints"])),
+        ),
+        (
+            "with them: step back from the end + state, graph",
+            f"{m['ck_step_back'] * 1e3:10.1f} ms",
+            "",
+        ),
+        (
+            "with them: seek to the middle + state, graph",
+            f"{m['ck_middle'] * 1e3:10.1f} ms",
+            f"{m['seek_back'] / m['ck_middle']:.1f}x faster",
+        ),
+        ("with them: seek to a quarter + state, graph", f"{m['ck_quarter'] * 1e3:10.1f} ms", ""),
+        (
+            "with them: run to end again",
+            f"{m['ck_end_again'] * 1e3:10.1f} ms",
+            f"replays {m['ck_replays']}",
+        ),
     ]
-    print(f"{'measure':44s} {'value':>13s}  target")
+    print(f"{'measure':62s} {'value':>13s}  target")
     for name, value, target in rows:
-        print(f"{name:44s} {value:>13s}  {target}")
+        print(f"{name:62s} {value:>13s}  {target}")
 
 
 if __name__ == "__main__":

@@ -300,8 +300,9 @@ class Session:
         afresh), keeping the views just before it.
 
         The run pauses REPLAY_WINDOW events early and keeps the state, graph and
-        watched details of as many of the last events as fit a share of the
-        replay's own time (one keep is timed to know), then goes on to ``cursor``.
+        watched details of as many of the last events as fit a share of the time a
+        replay from the start takes (one keep is timed to know), then goes on to
+        ``cursor``.
         """
         self._view = None
         started = time.perf_counter()
@@ -319,7 +320,9 @@ class Session:
         kept = time.perf_counter()
         self._keep()
         each = time.perf_counter() - kept
-        budget = max(REPLAY_FLOOR_S, REPLAY_SHARE * replayed)
+        # Measured against a replay from the start: a move back past the views kept
+        # may find no checkpoint before it.
+        budget = max(REPLAY_FLOOR_S, REPLAY_SHARE * max(replayed, early * self.pace))
         first = max(run.cursor + 1, cursor - int(budget / max(each, 1e-6)))
         if first > run.cursor + 1:
             run.advance("event", first - 1 - run.cursor)
