@@ -198,6 +198,26 @@ def test_seek_back_and_forth_gives_identical_states(api):
     assert start["cursor"] == 0 and start["variables"] == {}
 
 
+def test_seeks_back_after_a_run_to_the_end_go_on_from_checkpoints(api, monkeypatch):
+    from app.engine import session as module
+
+    monkeypatch.setattr(module, "CHECKPOINT_GAP_S", 1e-6)  # worth it at these tiny sizes
+    session_id = api.create("dynamic_net", iterations=40)["id"]
+    walked = api.create("dynamic_net", iterations=40)["id"]
+    end = api.step(session_id, "end")["cursor"]
+    session = api.store._live[session_id].session
+    deadline = time.monotonic() + 30
+    while len(session.checkpoints) < api.settings.checkpoints:  # built while idle
+        assert time.monotonic() < deadline, session.checkpoints
+        time.sleep(0.02)
+
+    for cursor in sorted({end - 1, end // 2, end // 3, end - 100}, reverse=True):
+        back = api.seek(session_id, cursor)
+        assert back == {**api.seek(walked, cursor), "id": session_id}
+    assert session.replays == 0
+    assert api.step(session_id, "end") == {**api.step(walked, "end"), "id": session_id}
+
+
 def test_seek_past_the_end_gives_the_final_state(api):
     session_id = api.create()["id"]
 
