@@ -20,10 +20,13 @@ import os
 import statistics
 import sys
 import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import Page, sync_playwright
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -33,9 +36,9 @@ CHROMIUM = os.environ.get("AGX_CHROMIUM", "/usr/bin/chromium")
 TARGET_P95_MS = 100.0
 
 MEASURE = """
-async (steps) => {
+async ([steps, label]) => {
   const status = document.querySelector('[data-testid="status"]');
-  const step = document.querySelector('button[aria-label="Step"]');
+  const step = document.querySelector(`button[aria-label="${label}"]`);
   const times = [];
   for (let i = 0; i < steps; i++) {
     const before = status.dataset.cursor;
@@ -62,14 +65,9 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
-def measure(
-    *, steps: int = 50, lesson: str = "autograd", query: str = "", workers: int = WORKERS
-) -> dict[str, Any]:
-    """Click `Step` `steps` times on a fresh server; return the times (ms) and page errors.
-
-    The server runs `workers` worker processes, as deployed: the page's requests then
-    reach either process, which catches the session up from its record.
-    """
+@contextmanager
+def _explorer(lesson: str, query: str, workers: int) -> Iterator[tuple[Page, list[str]]]:
+    """The explorer page of `lesson` on a fresh server, and the page's errors."""
     with tempfile.TemporaryDirectory() as data_dir:
         server, url = start_server(data_dir, workers=workers)
         try:
@@ -83,19 +81,32 @@ def measure(
                 page.on("pageerror", lambda error: errors.append(str(error)))
                 page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
                 page.goto(f"{url}/lessons/{lesson}{query}")
-                page.wait_for_selector(
-                    'main[aria-busy="false"] [data-testid="status"][data-cursor]'
-                )
-                page.evaluate(MEASURE, 3)  # warm-up, not measured
-                page.evaluate("performance.clearMeasures()")
-                times = page.evaluate(MEASURE, steps)
-                paints = page.evaluate(
-                    "performance.getEntriesByName('agx:paint').map((entry) => entry.duration)"
-                )
+                page.wait_for_selector(READY)
+                yield page, errors
                 browser.close()
         finally:
             server.terminate()
             server.wait(timeout=10)
+
+
+READY = 'main[aria-busy="false"] [data-testid="status"][data-cursor]'
+
+
+def measure(
+    *, steps: int = 50, lesson: str = "autograd", query: str = "", workers: int = WORKERS
+) -> dict[str, Any]:
+    """Click `Step` `steps` times on a fresh server; return the times (ms) and page errors.
+
+    The server runs `workers` worker processes, as deployed: the page's requests then
+    reach either process, which catches the session up from its record.
+    """
+    with _explorer(lesson, query, workers) as (page, errors):
+        page.evaluate(MEASURE, [3, "Step"])  # warm-up, not measured
+        page.evaluate("performance.clearMeasures()")
+        times = page.evaluate(MEASURE, [steps, "Step"])
+        paints = page.evaluate(
+            "performance.getEntriesByName('agx:paint').map((entry) => entry.duration)"
+        )
     return {
         "times": times,
         "paints": paints,
@@ -103,6 +114,29 @@ def measure(
         "p50": statistics.median(times),
         "p95": percentile(times, 0.95),
     }
+
+
+def step_back_after_run(
+    *, lesson: str = "custom_module", waits: tuple[float, ...] = (0.0, 3.0), workers: int = WORKERS
+) -> dict[float, list[float]]:
+    """`Run to end`, wait, then press `Step back` 3 times: the times (ms), by wait (s).
+
+    The wait is the user's pause; the server builds checkpoints in it.
+    """
+    found: dict[float, list[float]] = {}
+    for wait in waits:
+        with _explorer(lesson, "", workers) as (page, errors):
+            page.get_by_role("button", name="Run to end", exact=True).click()
+            page.wait_for_function(
+                """() => document.querySelector('[data-testid="status"]').dataset.cursor
+                    !== '0' && document.querySelector('main').ariaBusy === 'false'""",
+                timeout=60_000,
+            )
+            time.sleep(wait)
+            found[wait] = page.evaluate(MEASURE, [3, "Step back"])
+            if errors:
+                raise RuntimeError(f"page errors: {errors}")
+    return found
 
 
 def main() -> int:
@@ -124,6 +158,11 @@ def main() -> int:
     print(f"  max {max(times):6.1f} ms")
     dom = statistics.median(m["paints"])
     print(f"  of which DOM work (the views' render, after the responses): p50 {dom:.1f} ms")
+    backs = step_back_after_run(workers=args.workers)
+    print("`Step back` after `Run to end` (custom_module, 500 iterations), 3 presses:")
+    for wait, times in backs.items():
+        shown = ", ".join(f"{t:.0f}" for t in times)
+        print(f"  pressed {wait:.0f} s after the run ended: {shown} ms")
     return 0
 
 

@@ -22,7 +22,7 @@ from app.engine.tracer import STEP_KINDS, LessonProgram, Run
 from app.lessons.plain import lesson_globals
 from app.lessons.registry import Lesson
 
-__all__ = ["GraphFreedError", "Session", "program_for"]
+__all__ = ["GraphFreedError", "Session", "program_for", "settle"]
 
 
 class GraphFreedError(Exception):
@@ -108,6 +108,13 @@ CHECKPOINTS = 4
 CHECKPOINT_GAP_S = 0.1
 _TIMED_EVENTS = 256  # a walk at least this long measures the program's pace
 _WATCHED = 2  # details kept for the last names asked for (the inspector shows one)
+
+
+def settle(run: Run) -> None:
+    """Move ``run`` on, event by event, until it is paused in a thread of its own, not
+    inside a backward the autograd engine runs in its device thread."""
+    while run.parked_elsewhere:
+        run.advance("event", 1)
 
 
 def _least_useful(cursors: list[int], live: int) -> int:
@@ -224,8 +231,13 @@ class Session:
         return target
 
     def add_checkpoint(self, run: Run) -> bool:
-        """Keep ``run`` (a paused run of this program); False if it was not worth keeping."""
-        if self.max_checkpoints == 0 or run.cursor == 0:
+        """Keep ``run`` (a paused run of this program); False if it was not worth keeping.
+
+        A run paused in the autograd engine's device thread is not kept: it would hold
+        that thread, and with it every other backward on the device, for as long as it
+        is kept (see :func:`settle`).
+        """
+        if self.max_checkpoints == 0 or run.cursor == 0 or run.parked_elsewhere:
             run.close()
             return False
         self._checkpoints.append(run)

@@ -26,7 +26,7 @@ import torch
 
 from app.engine.locks import HostLocks
 from app.engine.records import Records, SessionRecord
-from app.engine.session import Session
+from app.engine.session import Session, settle
 from app.lessons.config import estimate_bytes
 from app.lessons.registry import Lesson, get_lesson
 
@@ -501,6 +501,7 @@ class _CheckpointBuilder:
                     continue
                 try:
                     run.advance("event", min(chunk, target - run.cursor))
+                    settle(run)  # never left holding a device thread
                 finally:
                     store._slots.release()
             if not lock.acquire(timeout=store._queue_timeout_s):

@@ -151,6 +151,10 @@ class Run:
         self._rng: tuple[torch.Tensor, list[torch.Tensor] | None] | None = None
         self._finished = threading.Event()
         self.parked = False
+        # Parked in a thread not its own: the autograd engine's device thread (CUDA),
+        # which no other backward on that device can use meanwhile.
+        self.parked_elsewhere = False
+        self._thread_id: int | None = None
         self._code = compile(program.source, program.path, "exec")
         self._filename = self._code.co_filename
 
@@ -223,6 +227,7 @@ class Run:
 
     def _main(self) -> bool:
         """Run the program; True if it ran to its end (the thread can be reused)."""
+        self._thread_id = threading.get_ident()
         try:
             return self._execute()
         finally:
@@ -360,9 +365,10 @@ class Run:
         with self._cv:
             self._goal = None
             self.parked = True
+            self.parked_elsewhere = threading.get_ident() != self._thread_id
             self._cv.notify_all()
             while self._goal is None and not self._closing:
                 self._cv.wait()
-            self.parked = False
+            self.parked = self.parked_elsewhere = False
             if self._closing:
                 raise _Abort

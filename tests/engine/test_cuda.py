@@ -88,3 +88,32 @@ def test_cuda_cursors_show_the_same_whether_stepped_to_or_jumped_to(lesson_id: s
     finally:
         walked.close()
         jumped.close()
+
+
+def test_checkpoints_never_hold_the_device_thread() -> None:
+    """A run paused inside a CUDA backward holds the engine's device thread: it is never
+    kept as a checkpoint, and one built there is first moved out of that backward."""
+    from app.engine.session import settle
+
+    session = Session(
+        id="cuda", lesson=get_lesson("custom_function"), config=_config("custom_function")
+    )
+    other = Session(id="cuda2", lesson=get_lesson("autograd"), config=_config("autograd"))
+    try:
+        while session.state()["event"]["kind"] != "node":
+            session.step(by="event")
+        inside = session.cursor
+        assert session._run.parked_elsewhere
+        session.seek(cursor=5)  # the program left inside backward is closed, not kept
+        assert session.checkpoints == []
+        run = session.new_run()
+        run.advance("event", inside)
+        assert run.parked_elsewhere
+        settle(run)
+        assert not run.parked_elsewhere and run.cursor > inside
+        assert session.add_checkpoint(run)
+        other.step(by="end")  # the device thread is free for another session's backward
+        assert len(other.state()["losses"]) == SMALL["iterations"]
+    finally:
+        session.close()
+        other.close()

@@ -639,6 +639,18 @@ def test_seeks_go_on_from_the_nearest_checkpoint_and_show_what_a_fresh_run_shows
         fresh.close()
 
 
+def test_on_cpu_backward_pauses_in_the_programs_own_thread() -> None:
+    session = _session("custom_function")
+    try:
+        while session._run.event.kind != "node":  # no views kept on the way
+            session.step(by="event")
+        assert session._run.parked and not session._run.parked_elsewhere
+        session.seek(cursor=session.cursor - 1)
+        assert session.checkpoints == [session.cursor + 1]  # kept: it holds no other thread
+    finally:
+        session.close()
+
+
 def test_checkpoints_beyond_the_cap_go_and_closing_ends_their_threads() -> None:
     import threading
 
