@@ -139,8 +139,9 @@ class Session:
     """A lesson run whose ``cursor`` can move forward (step) and anywhere (seek).
 
     Forward moves continue the paused program. A move back replays the program
-    from the start to the target cursor without pausing on the way: the run is
-    deterministic, so the replayed state is the state that was there before.
+    to the target cursor without pausing on the way, from the nearest checkpoint
+    before it or from the start: the run is deterministic, so the replayed state
+    is the state that was there before.
 
     NOTE: the states, graphs and tensor details of recently shown cursors are
     kept, so that "Step back" and the "Step" after it answer from them: the
@@ -250,17 +251,14 @@ class Session:
         """Close the least useful checkpoint (to free memory); False if there is none."""
         if not self._checkpoints:
             return False
-        self._drop(_least_useful(self.checkpoints, self._run.cursor)).close()
+        self._checkpoints.pop(_least_useful(self.checkpoints, self._run.cursor)).close()
         return True
-
-    def _drop(self, index: int) -> Run:
-        return self._checkpoints.pop(index)
 
     def _nearest(self, cursor: int, after: int = -1) -> Run | None:
         """Take the checkpoint closest at or before ``cursor`` (and past ``after``)."""
         for index in range(len(self._checkpoints) - 1, -1, -1):
             if after < self._checkpoints[index].cursor <= cursor:
-                return self._drop(index)
+                return self._checkpoints.pop(index)
         return None
 
     def _switch(self, run: Run) -> None:
@@ -283,12 +281,13 @@ class Session:
         if self._view is not None and by == "event":
             self.seek(cursor=self._view + count)
             return
+        finished = next((run for run in self._checkpoints if run.done), None)
+        if by == "end" and finished is not None:  # the end was reached before: go on there
+            self._view = None
+            self._checkpoints.remove(finished)
+            self._switch(finished)
+            return
         self._materialize()
-        if by == "end":
-            finished = next((run for run in self._checkpoints if run.done), None)
-            if finished is not None and not self._run.done:
-                self._checkpoints.remove(finished)
-                self._switch(finished)
         self._walk(self._run, by, count)
 
     def seek(self, *, cursor: int) -> None:
