@@ -49,7 +49,7 @@ def engine_rows() -> list[Row]:
             _verdict(m["ratio"] <= bench_engine.TARGET_RATIO),
         ),
         (
-            f"engine: seek back to the middle (cursor {m['middle']}), replayed",
+            f"engine: seek back to the middle (cursor {m['middle']}), replayed from the start",
             f"{m['seek_back'] * 1e3:.0f} ms",
             "–",
             "–",
@@ -57,6 +57,18 @@ def engine_rows() -> list[Row]:
         (
             f"engine: then step back, {m['presses']} presses (median, max)",
             f"{m['after_jump'] * 1e6:.0f} µs, {m['after_jump_max'] * 1e3:.2f} ms",
+            "–",
+            "–",
+        ),
+        (
+            f"engine: {len(m['checkpoints'])} checkpoints built (in the background)",
+            f"{m['checkpoints_built'] * 1e3:.0f} ms",
+            "–",
+            "–",
+        ),
+        (
+            "engine: with them, step back from the end / seek to the middle",
+            f"{m['ck_step_back'] * 1e3:.0f} / {m['ck_middle'] * 1e3:.0f} ms",
             "–",
             "–",
         ),
@@ -146,6 +158,7 @@ def browser_rows() -> list[Row]:
     if not Path(bench_browser.CHROMIUM).exists():
         return [(name, f"not run (no Chromium at {bench_browser.CHROMIUM})", "≤ 100 ms", "–")]
     m = bench_browser.measure(steps=30)
+    backs = bench_browser.step_back_after_run(waits=(0.0, 3.0))
     if m["errors"]:
         return [(name, f"page errors: {m['errors'][0][:60]}", "≤ 100 ms", "MISSED")]
     return [
@@ -154,7 +167,13 @@ def browser_rows() -> list[Row]:
             f"{m['p95']:.0f} ms (p50 {m['p50']:.0f})",
             f"≤ {bench_browser.TARGET_P95_MS:g} ms",
             _verdict(m["p95"] <= bench_browser.TARGET_P95_MS),
-        )
+        ),
+        (
+            "browser: Step back after Run to end (500 it.), pressed at once / after 3 s",
+            " / ".join(f"{times[0]:.0f} ms" for times in backs.values()),
+            "–",
+            "–",
+        ),
     ]
 
 
