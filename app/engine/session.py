@@ -110,10 +110,11 @@ _TIMED_EVENTS = 256  # a walk at least this long measures the program's pace
 _WATCHED = 2  # details kept for the last names asked for (the inspector shows one)
 
 
-def settle(run: Run) -> None:
-    """Move ``run`` on, event by event, until it is paused in a thread of its own, not
-    inside a backward the autograd engine runs in its device thread."""
-    while run.parked_elsewhere:
+def settle(run: Run, limit: int | None = None) -> None:
+    """Move ``run`` on, event by event (up to cursor ``limit``), until it is paused in a
+    thread of its own, not inside a backward the autograd engine runs in its device
+    thread."""
+    while run.parked_elsewhere and (limit is None or run.cursor < limit):
         run.advance("event", 1)
 
 
@@ -289,6 +290,13 @@ class Session:
             return
         self._materialize()
         self._walk(self._run, by, count)
+
+    def catch_up(self, cursor: int, events: int) -> None:
+        """Move at most ``events`` on towards ``cursor`` (a later one), in the background:
+        not stopping inside a backward that holds the autograd engine's device thread."""
+        self.seek(cursor=min(cursor, self.cursor + events))
+        if self._view is None:
+            settle(self._run, limit=cursor)
 
     def seek(self, *, cursor: int) -> None:
         """Move to ``cursor`` (past the end: the end), replaying when moving back."""

@@ -46,6 +46,9 @@ _log = logging.getLogger(__name__)
 # pieces of about CHUNK_S so that a request arriving meanwhile waits for one at most.
 QUIET_S = 0.05
 CHUNK_S = 0.01
+# While quiet, live sessions that another process (or replica) moved on are looked for
+# every POLL_S, and walked there in the background.
+POLL_S = 1.0
 
 
 class UnknownSession(Exception):
@@ -343,6 +346,17 @@ class SessionStore:
             live.session.seek(cursor=record.cursor)
         return live.session
 
+    def _moved_elsewhere(self) -> list[str]:
+        """Live sessions whose records are further on: another process moved them."""
+        with self._guard:
+            lives = list(self._live.items())
+        found = []
+        for session_id, live in lives:
+            record = self._records.get(session_id)
+            if record is not None and record.cursor > live.session.cursor:
+                found.append(session_id)
+        return found
+
     @property
     def live_bytes(self) -> int:
         """The estimated tensor memory of the live sessions and their checkpoints."""
@@ -423,6 +437,7 @@ class _CheckpointBuilder:
         """Mark a request in progress (building waits for it)."""
         with self._cv:
             self._requests += 1
+            self._start()
         try:
             yield
         finally:
@@ -434,13 +449,15 @@ class _CheckpointBuilder:
     def want(self, session_id: str) -> None:
         """Look at `session_id` when quiet: does a checkpoint of it need building?"""
         with self._cv:
-            if self._stopping:
-                return
             self._wanted[session_id] = None
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._serve, name="checkpoints", daemon=True)
-                self._thread.start()
+            self._start()
             self._cv.notify_all()
+
+    def _start(self) -> None:
+        """Start the builder's thread (with `_cv` held), once this process serves."""
+        if self._thread is None and not self._stopping:
+            self._thread = threading.Thread(target=self._serve, name="checkpoints", daemon=True)
+            self._thread.start()
 
     def stop(self) -> None:
         with self._cv:
@@ -463,15 +480,51 @@ class _CheckpointBuilder:
     def _serve(self) -> None:
         while self._quiet():
             with self._cv:
-                if not self._wanted:
-                    self._cv.wait()
-                    continue
-                session_id, _ = self._wanted.popitem(last=False)
+                waited = not self._wanted and not self._cv.wait(POLL_S)
+                session_id = self._wanted.popitem(last=False)[0] if self._wanted else None
+            if session_id is None:
+                if waited:  # a quiet second: any session moved on elsewhere?
+                    for moved in self._store._moved_elsewhere():
+                        self.want(moved)
+                continue
             try:
+                self._catch_up(session_id)
                 if self._build(session_id):
                     self.want(session_id)  # one more may be worth it
             except Exception:  # a failed checkpoint costs only time: keep serving
                 _log.exception("building a checkpoint of session %s failed", session_id)
+
+    def _slot(self) -> bool:
+        """Take a job slot once quiet; False if stopping. Release it with `_slots`."""
+        while self._quiet():
+            if self._store._slots.acquire(blocking=False):
+                return True
+            time.sleep(QUIET_S)
+        return False
+
+    def _catch_up(self, session_id: str) -> None:
+        """Walk the live session on to its record's cursor, where another process (or
+        replica) moved it, so that this process too answers for it without a long walk
+        and keeps checkpoints near where it is."""
+        store = self._store
+        lock = store._lock_for(session_id)
+        while self._slot():
+            try:
+                if not lock.acquire(blocking=False):
+                    return
+                try:
+                    record = store._records.get(session_id)
+                    with store._guard:
+                        live = store._live.get(session_id)
+                    if record is None or live is None or record.cursor <= live.session.cursor:
+                        return
+                    session = live.session
+                    events = int(CHUNK_S / session.pace) if session.pace else 0
+                    session.catch_up(record.cursor, max(256, events))
+                finally:
+                    lock.release()
+            finally:
+                store._slots.release()
 
     def _build(self, session_id: str) -> bool:
         """Build and add the checkpoint `session_id` wants most; True if one was added."""
@@ -494,11 +547,8 @@ class _CheckpointBuilder:
         kept = False
         try:
             while run.cursor < target and not run.done:
-                if not self._quiet():
+                if not self._slot():
                     return False
-                if not store._slots.acquire(blocking=False):
-                    time.sleep(QUIET_S)
-                    continue
                 try:
                     run.advance("event", min(chunk, target - run.cursor))
                     settle(run)  # never left holding a device thread

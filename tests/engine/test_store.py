@@ -319,3 +319,23 @@ def test_large_sessions_keep_no_checkpoints_and_close_stops_the_builder(make_sto
     assert thread is not None and thread.is_alive()
     store.close()
     assert not thread.is_alive()
+
+
+def test_a_session_moved_by_another_process_is_walked_there_while_idle(
+    make_store, short_gaps, monkeypatch
+):
+    from app.engine import store as module
+
+    monkeypatch.setattr(module, "POLL_S", 0.1)
+    mover = make_store(max_live_sessions=4)
+    follower = _checkpointing(make_store, max_live_sessions=4)  # same records: two processes
+    session_id = _create(mover, "custom_module", iterations=40)["id"]
+    assert follower.state(session_id)["cursor"] == 0  # live here too, at the start
+    end = mover.step(session_id, by="end", count=1)["cursor"]
+    session = follower._live[session_id].session
+
+    assert _wait_for(lambda: session.cursor == end)  # caught up, in the background
+    assert _wait_for(lambda: len(session.checkpoints) == 3)
+    assert session.checkpoints[-1] == end - 64
+    assert follower.seek(session_id, cursor=end - 1) == mover.seek(session_id, cursor=end - 1)
+    assert session.replays == 0
