@@ -332,7 +332,10 @@ class SessionStore:
         if live is None:
             lesson = get_lesson(record.lesson)
             size = estimate_bytes(lesson, record.config)
-            checkpoints = self._checkpoints if size <= self._checkpoint_max_bytes else 0
+            # NOTE: not on CUDA: device memory is smaller than the cap (which is the
+            # host's), and each checkpoint is a copy of the session's tensors there.
+            small = size <= self._checkpoint_max_bytes and record.config.get("device") == "cpu"
+            checkpoints = self._checkpoints if small else 0
             session = Session(
                 id=record.id, lesson=lesson, config=record.config, checkpoints=checkpoints
             )
@@ -419,8 +422,9 @@ class _CheckpointBuilder:
     A checkpoint is a second run of a session's program paused at an earlier cursor,
     so it costs a replay to that cursor: it is built only when nothing else is waiting
     (no request for QUIET_S, a free job slot), a piece of CHUNK_S at a time, and kept
-    only for sessions small enough (`checkpoint_max_bytes`) while the live memory cap
-    leaves room for one more copy.
+    only for CPU sessions small enough (`checkpoint_max_bytes`) while the live memory
+    cap leaves room for one more copy. Before that, a live session that another
+    process moved on (its record is further) is walked there, in pieces too.
     """
 
     def __init__(self, store: SessionStore) -> None:
@@ -561,6 +565,8 @@ class _CheckpointBuilder:
                     live = store._live.get(session_id)
                 if live is None or live.session is not session or not self._room_for(live):
                     return False
+                if run.error is not None and run.error["type"] in _OOM_ERRORS:
+                    return False  # not what the program does: what the device had left
                 kept = True  # by the session from here on, or closed by it
                 return session.add_checkpoint(run)
             finally:

@@ -117,3 +117,27 @@ def test_checkpoints_never_hold_the_device_thread() -> None:
     finally:
         session.close()
         other.close()
+
+
+def test_the_store_keeps_no_checkpoints_of_cuda_sessions(tmp_path) -> None:
+    from app.engine.records import SQLiteRecords
+    from app.engine.store import SessionStore
+
+    store = SessionStore(
+        SQLiteRecords(tmp_path / "sessions.db"),
+        max_sessions=4,
+        max_live_sessions=4,
+        checkpoints=4,
+        checkpoint_max_bytes=1 << 30,
+        ttl_s=100.0,
+        max_concurrent_work=2,
+        queue_timeout_s=1.0,
+    )
+    try:
+        session_id = store.create(lesson=get_lesson("autograd"), config=_config("autograd"))["id"]
+        end = store.step(session_id, by="end", count=1)["cursor"]
+        store.seek(session_id, cursor=end // 2)
+        session = store._live[session_id].session
+        assert session.max_checkpoints == 0 and session.checkpoints == []
+    finally:
+        store.close()
