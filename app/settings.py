@@ -74,7 +74,7 @@ class Settings(BaseSettings):
         ge=0,
         le=64,
         description=(
-            "Paused copies of a live session's program kept at earlier cursors, built while "
+            "Paused copies of a live CPU session's program kept at earlier cursors, built while "
             "the worker process is idle, so that a seek back goes on from the nearest one "
             "instead of replaying from the start (0: none)."
         ),
