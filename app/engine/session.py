@@ -291,6 +291,21 @@ class Session:
         self._materialize()
         self._walk(self._run, by, count)
 
+    def free_device_thread(self) -> None:
+        """If the program is paused inside a backward the autograd engine runs in its
+        device thread (CUDA), move it past that backward, keeping the view it shows.
+
+        The state, graph and watched details at the cursor are kept first, so the
+        session answers as before; a step or detail that needs the program there
+        replays to it.
+        """
+        if not self._run.parked_elsewhere:
+            return
+        if self._view is None:
+            self._keep()
+            self._view = self._run.cursor
+        settle(self._run)
+
     def catch_up(self, cursor: int, events: int) -> None:
         """Move at most ``events`` on towards ``cursor`` (a later one), in the background:
         not stopping inside a backward that holds the autograd engine's device thread."""

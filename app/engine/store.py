@@ -279,8 +279,29 @@ class SessionStore:
     def _act(
         self, record: SessionRecord, action: Callable[[Session], T], now: float
     ) -> tuple[T, int]:
+        if record.config.get("device", "cpu") != "cpu":
+            self._free_device_threads(besides=record.id)
         session = self._live_session(record, now)
         return action(session), session.cursor
+
+    def _free_device_threads(self, *, besides: str) -> None:
+        """Move the other live sessions out of any backward they are paused in on a GPU.
+
+        NOTE: there the autograd engine runs backward in its device thread, one per
+        device, and a program paused in a node hook holds that thread: any other
+        backward on the device would wait for it to move, maybe until it expires. They
+        keep showing where they are (`Session.free_device_thread`).
+        """
+        with self._guard:
+            others = [i for i, live in self._live.items() if i != besides]
+        for session_id in others:
+            self._with_lock(session_id, self._free_device_thread)
+
+    def _free_device_thread(self, session_id: str) -> None:
+        with self._guard:
+            live = self._live.get(session_id)
+        if live is not None:
+            live.session.free_device_thread()
 
     def _forget_after_oom(self, session_id: str) -> None:
         """Close the run an out-of-memory error left at an unknown point, and free memory.

@@ -141,3 +141,35 @@ def test_the_store_keeps_no_checkpoints_of_cuda_sessions(tmp_path) -> None:
         assert session.max_checkpoints == 0 and session.checkpoints == []
     finally:
         store.close()
+
+
+def test_a_session_paused_inside_cuda_backward_does_not_hold_up_another(tmp_path) -> None:
+    import threading
+
+    from app.engine.records import SQLiteRecords
+    from app.engine.store import SessionStore
+
+    store = SessionStore(
+        SQLiteRecords(tmp_path / "sessions.db"),
+        max_sessions=4,
+        max_live_sessions=4,
+        ttl_s=100.0,
+        max_concurrent_work=2,
+        queue_timeout_s=1.0,
+    )
+    try:
+        lesson = get_lesson("custom_function")
+        paused = store.create(lesson=lesson, config=_config("custom_function"))["id"]
+        while store.state(paused)["event"]["kind"] != "node":
+            shown = store.step(paused, by="event", count=1)
+        assert store._live[paused].session._run.parked_elsewhere
+        other = store.create(lesson=lesson, config=_config("custom_function"))["id"]
+        done = threading.Event()
+        worker = threading.Thread(
+            target=lambda: (store.step(other, by="end", count=1), done.set()), daemon=True
+        )
+        worker.start()
+        assert done.wait(timeout=60), "the other session's backward waited for the paused one"
+        assert store.state(paused) == shown  # which still shows where it was
+    finally:
+        store.close()

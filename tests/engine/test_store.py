@@ -339,3 +339,19 @@ def test_a_session_moved_by_another_process_is_walked_there_while_idle(
     assert session.checkpoints[-1] == end - 64
     assert follower.seek(session_id, cursor=end - 1) == mover.seek(session_id, cursor=end - 1)
     assert session.replays == 0
+
+
+def test_sessions_paused_in_the_device_thread_are_moved_on_showing_the_same(make_store):
+    store = make_store(max_live_sessions=4)
+    paused = _create(store, "autograd")["id"]
+    other = _create(store, "autograd")["id"]
+    shown = store.step(paused, by="event", count=40)
+    graph = store.graph(paused)
+    run = store._live[paused].session._run
+    run.parked_elsewhere = True  # as if paused in a node hook in CUDA's device thread
+
+    store._free_device_threads(besides=other)
+
+    assert not run.parked_elsewhere and run.cursor == shown["cursor"] + 1
+    assert store.state(paused) == shown and store.graph(paused) == graph
+    assert store.step(paused, by="event", count=1)["cursor"] == shown["cursor"] + 1
