@@ -114,7 +114,7 @@ def settle(run: Run, limit: int | None = None) -> None:
     """Move ``run`` on, event by event (up to cursor ``limit``), until it is paused in a
     thread of its own, not inside a backward the autograd engine runs in its device
     thread."""
-    while run.parked_elsewhere and (limit is None or run.cursor < limit):
+    while run.parked_elsewhere and not run.done and (limit is None or run.cursor < limit):
         run.advance("event", 1)
 
 
