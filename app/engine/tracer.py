@@ -60,21 +60,25 @@ class Goal:
     other kinds are matched on ``line`` events only, by :meth:`on_line`.
     """
 
-    def __init__(self, by: str, count: int, run: Run) -> None:
+    def __init__(self, by: str, count: int, run: Run, until_iteration: int | None) -> None:
         self.by = by
         self.remaining = count
         self.limit = run.cursor + count if by == "event" else _NEVER
         self.phase = run.phase
+        self.until_iteration = _NEVER if until_iteration is None else until_iteration
 
     def on_line(self, run: Run) -> bool:
         by = self.by
+        at_loop_body = run.event.line == run.program.loop_body_line and run.in_module_frame
+        if at_loop_body and run.iteration >= self.until_iteration:
+            return True
         if by == "line":
             hit = True
         elif by == "phase":
             hit = run.phase != self.phase
             self.phase = run.phase
         elif by == "iteration":
-            hit = run.event.line == run.program.loop_body_line and run.in_module_frame
+            hit = at_loop_body
         else:
             return False
         if hit:
@@ -160,12 +164,13 @@ class Run:
 
     # -- controller side -------------------------------------------------
 
-    def advance(self, by: str, count: int) -> None:
-        """Run until the goal is reached or the program ends."""
+    def advance(self, by: str, count: int, *, until_iteration: int | None = None) -> None:
+        """Run until the goal is reached or the program ends (or, given
+        ``until_iteration``, the body of that iteration of the training loop starts)."""
         if self.done:
             return
         with self._own_rng(), self._cv:
-            self._goal = Goal(by, count, self)
+            self._goal = Goal(by, count, self, until_iteration)
             if not self._started:
                 self._started = True
                 _WORKERS.run(self._main)

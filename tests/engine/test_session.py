@@ -648,6 +648,56 @@ def test_seeks_go_on_from_the_nearest_checkpoint_and_show_what_a_fresh_run_shows
         fresh.close()
 
 
+@pytest.mark.parametrize(
+    ("lesson_id", "by", "count"),
+    [
+        ("custom_module", "end", 1),
+        ("dynamic_net", "event", 100_000),  # as the page runs to the end: long event steps
+        ("numpy", "end", 1),
+    ],
+)
+def test_step_back_after_a_run_to_the_end_needs_no_replay_through_the_last_iteration(
+    lesson_id: str, by: str, count: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.engine import session as module
+
+    monkeypatch.setattr(module, "REPLAY_FLOOR_S", 60.0)  # time enough to keep them all
+    session = _session(lesson_id, iterations=6)
+    fresh = _session(lesson_id, iterations=6)
+    try:
+        session.step(by=by, count=count)
+        assert session.done
+        run, end = session._run, session.cursor
+        fresh.step(by="iteration", count=6)  # the start of the last iteration
+        start = fresh.cursor
+        for cursor in range(end - 1, start - 1, -1):  # "Step back", again and again
+            session.seek(cursor=cursor)
+            assert session._run is run, f"cursor {cursor} replayed"
+            fresh.seek(cursor=cursor)
+            assert session.state() == fresh.state()
+            assert session.graph() == fresh.graph()
+        assert session.replays == 0
+    finally:
+        session.close()
+        fresh.close()
+
+
+def test_a_run_to_the_end_keeps_views_only_within_its_share_of_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from app.engine import session as module
+
+    monkeypatch.setattr(module, "REPLAY_FLOOR_S", 0.0)
+    monkeypatch.setattr(module, "REPLAY_SHARE", 0.0)  # no time to spare: nothing kept
+    session = _session("custom_module", iterations=6)
+    try:
+        session.step(by="end")
+        session.seek(cursor=session.cursor - 1)
+        assert session.replays == 1
+    finally:
+        session.close()
+
+
 def test_on_cpu_backward_pauses_in_the_programs_own_thread() -> None:
     session = _session("custom_function")
     try:
