@@ -106,7 +106,6 @@ REPLAY_FLOOR_S = 0.02
 # the program for longer than CHECKPOINT_GAP_S.
 CHECKPOINTS = 4
 CHECKPOINT_GAP_S = 0.1
-_END = 1 << 62  # the cursor a walk to the end aims at
 _TIMED_EVENTS = 256  # a walk at least this long measures the program's pace
 _WATCHED = 2  # details kept for the last names asked for (the inspector shows one)
 
@@ -196,16 +195,18 @@ class Session:
     def _walk(self, run: Run, by: str, count: int) -> None:
         """Advance ``run``, timing long walks to know what a checkpoint saves.
 
-        A long walk (to the end, or over more than REPLAY_WINDOW events) that enters
-        the training loop's last iteration goes through it event by event, keeping
-        what each event shows for as long as that costs less than REPLAY_SHARE of the
-        walk: "Step back" after "Run to end" then answers without a replay.
+        A long ``event`` walk (over more than REPLAY_WINDOW events: the page runs to
+        the end in such steps) that enters the training loop's last iteration goes
+        through it event by event, keeping what each event shows for as long as that
+        costs less than REPLAY_SHARE of the walk: "Step back" after "Run to end" then
+        answers without a replay. A step ``by="end"`` walks straight there.
         """
         before, started = run.cursor, time.perf_counter()
         last = int(self.config.get("iterations", 0)) - 1
-        if run.iteration < last and (by == "end" or (by == "event" and count > REPLAY_WINDOW)):
-            target = run.cursor + count if by == "event" else _END
-            run.advance(by, count, until_iteration=last)
+        if by == "event" and count > REPLAY_WINDOW and run.iteration <= last:
+            target = run.cursor + count
+            if run.iteration < last:
+                run.advance(by, count, until_iteration=last)
             if run.iteration >= last and run.cursor < target:
                 self._keep_last(run, target, time.perf_counter() - started)
         else:
@@ -215,14 +216,12 @@ class Session:
             self.pace = (time.perf_counter() - started) / events
 
     def _keep_last(self, run: Run, target: int, walked: float) -> None:
-        """Walk on to ``target`` (or the end), keeping views within a share of ``walked``."""
+        """Walk on to ``target``, keeping views within a share of ``walked`` seconds."""
         deadline = time.perf_counter() + max(REPLAY_FLOOR_S, REPLAY_SHARE * walked)
         while run.cursor < target and not run.done and time.perf_counter() < deadline:
             self._keep()
             run.advance("event", 1)
-        if target == _END:
-            run.advance("end", 1)
-        elif run.cursor < target:
+        if run.cursor < target:
             run.advance("event", target - run.cursor)
 
     # -- checkpoints -----------------------------------------------------

@@ -649,24 +649,21 @@ def test_seeks_go_on_from_the_nearest_checkpoint_and_show_what_a_fresh_run_shows
 
 
 @pytest.mark.parametrize(
-    ("lesson_id", "by", "count"),
-    [
-        ("custom_module", "end", 1),
-        ("dynamic_net", "event", 100_000),  # as the page runs to the end: long event steps
-        ("numpy", "end", 1),
-    ],
+    ("lesson_id", "chunk"),
+    [("custom_module", 100_000), ("dynamic_net", 70), ("numpy", 1000), ("static_graph", 90)],
 )
 def test_step_back_after_a_run_to_the_end_needs_no_replay_through_the_last_iteration(
-    lesson_id: str, by: str, count: int, monkeypatch: pytest.MonkeyPatch
+    lesson_id: str, chunk: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The page runs to the end in long event steps (`chunk` events each)."""
     from app.engine import session as module
 
     monkeypatch.setattr(module, "REPLAY_FLOOR_S", 60.0)  # time enough to keep them all
     session = _session(lesson_id, iterations=6)
     fresh = _session(lesson_id, iterations=6)
     try:
-        session.step(by=by, count=count)
-        assert session.done
+        while not session.done:
+            session.step(by="event", count=chunk)
         run, end = session._run, session.cursor
         fresh.step(by="iteration", count=6)  # the start of the last iteration
         start = fresh.cursor
@@ -691,7 +688,7 @@ def test_a_run_to_the_end_keeps_views_only_within_its_share_of_time(
     monkeypatch.setattr(module, "REPLAY_SHARE", 0.0)  # no time to spare: nothing kept
     session = _session("custom_module", iterations=6)
     try:
-        session.step(by="end")
+        session.step(by="event", count=100_000)
         session.seek(cursor=session.cursor - 1)
         assert session.replays == 1
     finally:
