@@ -23,6 +23,7 @@ from app.lessons.plain import run_plain
 from app.lessons.registry import get_lesson
 
 TARGET_RATIO = 1.3
+PAGE_CHUNK = 2000  # events per step of the page's `Run to end` (its first; then tuned)
 PRESSES = 40  # presses of "Step back" timed after a jump back
 
 
@@ -117,6 +118,7 @@ def measure(
         after_jump.append(time.perf_counter() - start)
     session.close()
     checkpointed = _with_checkpoints(program, config, events)
+    paged = _as_the_page_runs(program, config)
 
     best_plain, best_explorer = min(plain_times), min(explorer_times)
     return {
@@ -137,7 +139,20 @@ def measure(
         "after_jump": statistics.median(after_jump),
         "after_jump_max": max(after_jump),
         **checkpointed,
+        **paged,
     }
+
+
+def _as_the_page_runs(program: Any, config: dict[str, object]) -> dict[str, Any]:
+    """`Run to end` as the page does it (event steps of PAGE_CHUNK), then `Step back`."""
+    session = Session(id="bench", lesson=program, config=config, checkpoints=0)
+    start = time.perf_counter()
+    while not session.done:
+        session.step(by="event", count=PAGE_CHUNK)
+    paged = time.perf_counter() - start
+    back = _view(session, session.cursor - 1)
+    session.close()
+    return {"paged": paged, "paged_back": back}
 
 
 def _view(session: Session, cursor: int) -> float:
@@ -213,6 +228,16 @@ def main() -> None:
             f"then step back + state, graph (median of {m['presses']})",
             f"{m['after_jump'] * 1e6:10.1f} us",
             f"max {m['after_jump_max'] * 1e3:.1f} ms",
+        ),
+        (
+            f"run to end as the page does (steps of {PAGE_CHUNK} events)",
+            f"{m['paged'] * 1e3:10.1f} ms",
+            f"{m['paged'] / m['plain']:.2f}x plain",
+        ),
+        (
+            "then step back + state, graph (views of the last iteration)",
+            f"{m['paged_back'] * 1e3:10.1f} ms",
+            "",
         ),
         (
             f"{len(m['checkpoints'])} checkpoints built while idle (all in turn)",

@@ -198,8 +198,8 @@ class Session:
         A long ``event`` walk (over more than REPLAY_WINDOW events: the page runs to
         the end in such steps) that enters the training loop's last iteration goes
         through it event by event, keeping what each event shows for as long as that
-        costs less than REPLAY_SHARE of the walk: "Step back" after "Run to end" then
-        answers without a replay. A step ``by="end"`` walks straight there.
+        costs less than REPLAY_SHARE of a replay to there: "Step back" after "Run to
+        end" then answers without a replay. A step ``by="end"`` walks straight there.
         """
         before, started = run.cursor, time.perf_counter()
         last = int(self.config.get("iterations", 0)) - 1
@@ -216,8 +216,10 @@ class Session:
             self.pace = (time.perf_counter() - started) / events
 
     def _keep_last(self, run: Run, target: int, walked: float) -> None:
-        """Walk on to ``target``, keeping views within a share of ``walked`` seconds."""
-        deadline = time.perf_counter() + max(REPLAY_FLOOR_S, REPLAY_SHARE * walked)
+        """Walk on to ``target``, keeping views within a share of what a replay to here
+        costs (or of the ``walked`` seconds, if more): what they save."""
+        replay = max(walked, run.cursor * self.pace)
+        deadline = time.perf_counter() + max(REPLAY_FLOOR_S, REPLAY_SHARE * replay)
         while run.cursor < target and not run.done and time.perf_counter() < deadline:
             self._keep()
             run.advance("event", 1)
