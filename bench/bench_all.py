@@ -61,6 +61,13 @@ def engine_rows() -> list[Row]:
             "–",
         ),
         (
+            "engine: run to end as the page does (event steps) ÷ plain; then step back",
+            f"{m['paged'] / m['plain']:.2f}× ({m['paged'] * 1e3:.0f} ms); "
+            f"{m['paged_back'] * 1e3:.1f} ms",
+            "–",
+            "–",
+        ),
+        (
             f"engine: {len(m['checkpoints'])} checkpoints built (in the background)",
             f"{m['checkpoints_built'] * 1e3:.0f} ms",
             "–",
