@@ -57,7 +57,9 @@ class Goal:
     """Where a run should pause next: after ``count`` matches of ``by``.
 
     ``limit`` is the cursor of an ``event`` goal (unbounded otherwise); the
-    other kinds are matched on ``line`` events only, by :meth:`on_line`.
+    other kinds are matched on ``line`` events only, by :meth:`on_line`, which
+    also stops any goal where the body of iteration ``until_iteration`` (or a
+    later one) of the training loop starts.
     """
 
     def __init__(self, by: str, count: int, run: Run, until_iteration: int | None) -> None:
