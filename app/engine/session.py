@@ -361,8 +361,8 @@ class Session:
 
         The run pauses REPLAY_WINDOW events early and keeps the state, graph and
         watched details of as many of the last events as fit a share of the time a
-        replay from the start takes (one keep is timed to know), then goes on to
-        ``cursor``.
+        replay from the start takes (the second keep is timed to know), then goes on
+        to ``cursor``.
         """
         self._view = None
         started = time.perf_counter()
@@ -377,6 +377,8 @@ class Session:
         if early == cursor or run.done:
             return
         replayed = time.perf_counter() - started
+        self._keep()  # not timed: the first one also fills the summary cache
+        run.advance("event", 1)
         kept = time.perf_counter()
         self._keep()
         each = time.perf_counter() - kept
