@@ -119,20 +119,23 @@ def test_checkpoints_never_hold_the_device_thread() -> None:
         other.close()
 
 
-def test_the_store_keeps_no_checkpoints_of_cuda_sessions(tmp_path) -> None:
+def _store(tmp_path, **options):
     from app.engine.records import SQLiteRecords
     from app.engine.store import SessionStore
 
-    store = SessionStore(
+    return SessionStore(
         SQLiteRecords(tmp_path / "sessions.db"),
         max_sessions=4,
         max_live_sessions=4,
-        checkpoints=4,
-        checkpoint_max_bytes=1 << 30,
         ttl_s=100.0,
         max_concurrent_work=2,
         queue_timeout_s=1.0,
+        **options,
     )
+
+
+def test_the_store_keeps_no_checkpoints_of_cuda_sessions(tmp_path) -> None:
+    store = _store(tmp_path, checkpoints=4, checkpoint_max_bytes=1 << 30)
     try:
         session_id = store.create(lesson=get_lesson("autograd"), config=_config("autograd"))["id"]
         end = store.step(session_id, by="end", count=1)["cursor"]
@@ -146,17 +149,7 @@ def test_the_store_keeps_no_checkpoints_of_cuda_sessions(tmp_path) -> None:
 def test_a_session_paused_inside_cuda_backward_does_not_hold_up_another(tmp_path) -> None:
     import threading
 
-    from app.engine.records import SQLiteRecords
-    from app.engine.store import SessionStore
-
-    store = SessionStore(
-        SQLiteRecords(tmp_path / "sessions.db"),
-        max_sessions=4,
-        max_live_sessions=4,
-        ttl_s=100.0,
-        max_concurrent_work=2,
-        queue_timeout_s=1.0,
-    )
+    store = _store(tmp_path)
     try:
         lesson = get_lesson("custom_function")
         paused = store.create(lesson=lesson, config=_config("custom_function"))["id"]
