@@ -22,7 +22,7 @@ from app.engine.tracer import STEP_KINDS, LessonProgram, Run
 from app.lessons.plain import lesson_globals
 from app.lessons.registry import Lesson
 
-__all__ = ["GraphFreedError", "Session", "program_for", "settle"]
+__all__ = ["OUT_OF_MEMORY_ERRORS", "GraphFreedError", "Session", "program_for", "settle"]
 
 
 class GraphFreedError(Exception):
@@ -107,6 +107,8 @@ REPLAY_FLOOR_S = 0.02
 CHECKPOINTS = 4
 CHECKPOINT_GAP_S = 0.1
 _TIMED_EVENTS = 256  # a walk at least this long measures the program's pace
+# The exceptions that tell what the device had left, not what the lesson does.
+OUT_OF_MEMORY_ERRORS = frozenset({"OutOfMemoryError"})
 _WATCHED = 2  # details kept for the last names asked for (the inspector shows one)
 
 

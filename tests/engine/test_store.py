@@ -324,9 +324,9 @@ def test_large_sessions_keep_no_checkpoints_and_close_stops_the_builder(make_sto
 def test_a_session_moved_by_another_process_is_walked_there_while_idle(
     make_store, short_gaps, monkeypatch
 ):
-    from app.engine import store as module
+    from app.engine import checkpoints
 
-    monkeypatch.setattr(module, "POLL_S", 0.1)
+    monkeypatch.setattr(checkpoints, "POLL_S", 0.1)
     mover = make_store(max_live_sessions=4)
     follower = _checkpointing(make_store, max_live_sessions=4)  # same records: two processes
     session_id = _create(mover, "custom_module", iterations=40)["id"]
