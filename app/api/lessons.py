@@ -51,10 +51,11 @@ def _lesson(lesson: str) -> Lesson:
     responses=responses(status.HTTP_404_NOT_FOUND),
 )
 async def read_lesson(lesson: str) -> dict[str, Any]:
-    """Return one lesson: its source (the code that runs) and its notes by line."""
+    """Return one lesson: its source (the code that runs), its notes by line and by node name."""
     found = _lesson(lesson)
     notes = {str(line): dict(note) for line, note in found.notes.items()}
-    return {**_info(found), "source": found.source, "notes": notes}
+    node_notes = {name: dict(note) for name, note in found.node_notes.items()}
+    return {**_info(found), "source": found.source, "notes": notes, "node_notes": node_notes}
 
 
 @router.post(

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from math import isfinite
 from typing import TYPE_CHECKING, Any
 
 import torch
 
-from app.engine.nodes import GradBrief, NodeRecord
+from app.engine.naming import TensorNames
+from app.engine.nodes import NodeRecord
 from app.engine.snapshot import scope_tensors
 
 if TYPE_CHECKING:
@@ -16,22 +16,9 @@ if TYPE_CHECKING:
 __all__ = ["autograd_graph", "build_graph", "static_graph"]
 
 
-def _grads(briefs: list[GradBrief | None]) -> list[dict[str, Any] | None]:
-    """The JSON of a node's gradient summaries: shape, and norm (null if not finite)."""
-    out: list[dict[str, Any] | None] = []
-    for brief in briefs:
-        if brief is None:
-            out.append(None)
-            continue
-        shape, norm = brief
-        value = None if norm is None else float(norm)
-        out.append(
-            {"shape": shape, "norm": value if value is not None and isfinite(value) else None}
-        )
-    return out
-
-
-def _function_node(record: NodeRecord) -> dict[str, Any]:
+def _function_node(record: NodeRecord, names: TensorNames) -> dict[str, Any]:
+    ledger = record.ledger.ledger() if record.ledger is not None else None
+    freed = record.executed and not record.id.startswith("acc:")
     return {
         "id": record.id,
         "kind": "function",
@@ -43,14 +30,21 @@ def _function_node(record: NodeRecord) -> dict[str, Any]:
                 "shape": s.shape,
                 "version_saved": s.version_saved,
                 "version_now": s.version_now,
-                "stale": s.version_now != s.version_saved,
+                # Backward fails on a saved tensor changed since it was saved; one whose
+                # node already ran was freed, and a later change harms nothing.
+                "stale": not record.executed and s.version_now != s.version_saved,
+                "freed": freed,
+                "of": names.of_tensor(s.tensor),
             }
             for s in record.saved
         ],
         "executed": record.executed,
         "tensors": [],
-        "grad_inputs": _grads(record.grad_inputs) if record.executed else [],
-        "grad_outputs": _grads(record.grad_outputs) if record.executed else [],
+        "grad_inputs": ledger["grad_inputs"] if ledger else [],
+        "grad_outputs": ledger["grad_outputs"] if ledger else [],
+        "ledger": ledger,
+        "line": record.line,
+        "label": record.label,
     }
 
 
@@ -71,6 +65,7 @@ def autograd_graph(run: Run) -> dict[str, Any]:
     created so far, from the capture-time records."""
     registry = run.registry
     tensors = scope_tensors(run)
+    names = TensorNames(tensors)
     nodes: dict[str, dict[str, Any]] = {}
     edges: list[dict[str, str]] = []
     seen: set[Any] = set()
@@ -84,7 +79,7 @@ def autograd_graph(run: Run) -> dict[str, Any]:
                 continue
             seen.add(fn)
             record = registry.add(fn)
-            nodes[record.id] = _function_node(record)
+            nodes[record.id] = _function_node(record, names)
             if hasattr(fn, "variable"):
                 leaf = fn.variable
                 leaf_id = registry.leaf_id(leaf)

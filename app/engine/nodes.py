@@ -15,7 +15,9 @@ from typing import Any
 import torch
 from torch.utils.weak import WeakIdKeyDictionary
 
-__all__ = ["GradBrief", "NodeRecord", "NodeRegistry", "SavedRecord", "is_custom_function"]
+from app.engine.ledger import Capture
+
+__all__ = ["NodeRecord", "NodeRegistry", "SavedRecord", "is_custom_function"]
 
 
 @dataclass
@@ -32,11 +34,6 @@ class SavedRecord:
         return self.tensor._version
 
 
-# The shape of a gradient and its norm, a 0-d tensor read only when a graph is built
-# (reading it in the hook would make the engine's CUDA thread wait for the device).
-GradBrief = tuple[list[int], torch.Tensor | None]
-
-
 @dataclass
 class NodeRecord:
     """What the explorer knows about one autograd node (a ``grad_fn``)."""
@@ -47,8 +44,11 @@ class NodeRecord:
     shape: list[int] | None = None
     saved: list[SavedRecord] = field(default_factory=list)
     executed: bool = False
-    grad_inputs: list[GradBrief | None] = field(default_factory=list)
-    grad_outputs: list[GradBrief | None] = field(default_factory=list)
+    # What the latest backward call did here (kept until the next forward op makes a node).
+    ledger: Capture | None = None
+    label: str | None = None  # what the lesson calls the node's output, if it has no name
+    args: tuple[str, ...] = ()  # what the lesson calls the op's tensor arguments, in order
+    line: int | None = None  # the lesson line whose op created the node
 
 
 _OWN = 1 << 62  # sequence numbers beyond this are the engine's "none" (AccumulateGrad)

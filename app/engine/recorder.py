@@ -7,23 +7,27 @@ Two instruments, both allowed by the design's "observe, never alter" rule:
   creates a new ``grad_fn`` it captures the node's structure and the metadata
   of its saved tensors *now*, before backward frees them.
 * For each backward call it registers a post hook on every node of the graph
-  being differentiated, reports each node as the engine runs it, and removes
-  the hooks when the call returns.
+  being differentiated (and a pre hook on each ``AccumulateGrad``, to see ``.grad``
+  before), captures each node's ledger (:mod:`app.engine.ledger`) and reports the
+  node as the engine runs it, and removes the hooks when the call returns.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 import types
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any, Protocol
 
 import torch
 from torch.overrides import TorchFunctionMode
 
-from app.engine.nodes import GradBrief, NodeRecord, NodeRegistry, is_custom_function
+from app.engine.ledger import GradCopy, Names, accumulate, capture
+from app.engine.naming import TensorNames, operand
+from app.engine.nodes import NodeRecord, NodeRegistry, is_custom_function
 
-__all__ = ["Pacer", "Recorder", "grad_brief"]
+__all__ = ["Program", "Recorder"]
 
 # NOTE: these are the entry points into the autograd engine. The recorder
 # hooks the graph below their roots for the duration of the call only.
@@ -51,30 +55,6 @@ else:
 
     def _tracing_on(trace: Any) -> None:
         pass
-
-
-def grad_brief(grads: tuple[Any, ...]) -> list[GradBrief | None]:
-    """Shape and norm of each gradient a node received or produced (None: no gradient).
-
-    NOTE: a record keeps these summaries, never the gradients themselves: a
-    reference held past the hook makes AccumulateGrad copy into a new `.grad`
-    instead of stealing the incoming buffer, which changes version counters
-    from what a plain run shows.
-    """
-    brief: list[GradBrief | None] = []
-    with torch.no_grad():
-        for g in grads:
-            if not isinstance(g, torch.Tensor):
-                brief.append(None)
-            elif torch._C._functorch.is_functorch_wrapped_tensor(g):
-                brief.append((list(g.shape), None))  # no value to read
-            else:
-                # In the gradient's own precision (half ones in float32): 6x cheaper
-                # than in float64 at seed sizes, and exact to display precision.
-                low = g.dtype in (torch.float16, torch.bfloat16)
-                norm = torch.linalg.vector_norm(g.detach(), dtype=torch.float32 if low else None)
-                brief.append((list(g.shape), norm))
-    return brief
 
 
 def _op_name(func: Any, cache: dict[Any, str]) -> str:
@@ -139,58 +119,21 @@ def _backward_roots(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) ->
     return roots
 
 
-class Pacer(Protocol):
-    """The run's side of batching: may it pause within the next events?"""
-
-    def may_pause_within(self, events: int, lines: bool) -> bool: ...
-
-    def skip_events(self, count: int) -> None: ...
-
-
-def _can_batch(
-    func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], records: list[NodeRecord]
-) -> bool:
-    """Whether the engine will run every node below the roots, once, without error.
-
-    That holds for a plain ``backward()`` (no ``inputs=``) through a graph of
-    built-in nodes whose saved tensors are intact and that has not run yet.
-    """
-    if func is torch.autograd.grad or kwargs.get("inputs") is not None:
-        return False
-    if func is torch.Tensor.backward and len(args) > 4:
-        return False
-    for record in records:
-        if is_custom_function(record.node) or (
-            record.executed and not record.id.startswith("acc:")
-        ):
-            return False
-        for saved in record.saved:
-            if saved.version_now != saved.version_saved:
-                return False
-    return True
-
-
 class Recorder(TorchFunctionMode):
     """Call every torch function through; report ops and backward nodes.
 
     ``on_op(name, record)`` runs after an op that returned a tensor, with the
     record of the ``grad_fn`` it created (or None). ``on_node(record)`` runs
-    after the engine ran a node, in the engine's thread, in its order.
+    after the engine ran a node, in the engine's thread, in its order, with the
+    node's ledger captured.
     """
 
-    def __init__(
-        self,
-        registry: NodeRegistry,
-        on_op: Callable[[str, NodeRecord | None], None],
-        on_node: Callable[[NodeRecord], None],
-        pacer: Pacer,
-    ) -> None:
+    def __init__(self, registry: NodeRegistry, program: Program) -> None:
         super().__init__()
         self.registry = registry
-        self.on_op = on_op
-        self.on_node = on_node
-        self.pacer = pacer
+        self.program = program
         self._names: dict[Any, str] = {}
+        self._ledgered: list[NodeRecord] = []
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -207,16 +150,36 @@ class Recorder(TorchFunctionMode):
             out = func(*args, **kwargs)
             tensor = _first_tensor(out)
             if tensor is not None:
+                name = _op_name(func, self._names)
                 grad_fn = tensor.grad_fn
                 record = None
                 if grad_fn is not None:
+                    known = self.registry.get(grad_fn)
                     record = self.registry.add(grad_fn, list(tensor.shape))
+                    if known is None:
+                        self._label(record, name.startswith("Tensor."))
                 elif tensor.requires_grad:
                     self.registry.leaf_id(tensor)  # numbered when made, not when first shown
-                self.on_op(_op_name(func, self._names), record)
+                self.program.on_op(name, record)
             return out
         finally:
             _tracing_on(trace)
+
+    def _label(self, record: NodeRecord, method: bool) -> None:
+        """Name a new node's output and arguments as the lesson's source does; forget
+        the last backward call's ledgers (a new forward pass has begun)."""
+        for old in self._ledgered:
+            old.ledger = None
+        self._ledgered = []
+        record.line = self.program.line
+        label = self.program.op_label(method)
+        if label is None:
+            return
+        record.label, record.args = label
+        for (child, _), arg in zip(record.node.next_functions, record.args, strict=False):
+            known = self.registry.get(child) if child is not None else None
+            if known is not None and known.label is None and known.line is None:
+                known.label = arg  # made by a custom Function's apply, which no op reports
 
     def _backward(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         # The engine may run lesson code (a custom Function's backward), so the
@@ -226,24 +189,11 @@ class Recorder(TorchFunctionMode):
             records = [
                 self.registry.add(n) for n in _graph_nodes(_backward_roots(func, args, kwargs))
             ]
-            # NOTE: when no pause can fall inside this call, node hooks would only
-            # count events; the engine runs every node exactly once, so count them
-            # in one go and keep backward at full speed (checked against hooks in
-            # tests/engine/test_session.py).
-            if _can_batch(func, args, kwargs, records) and not self.pacer.may_pause_within(
-                len(records), lines=False
-            ):
-                for record in records:
-                    record.executed = False
-                _tracing_on(trace)
-                out = func(*args, **kwargs)
-                _tracing_off()
-                for record in records:
-                    record.executed = True
-                    record.grad_inputs, record.grad_outputs = [], []
-                self.pacer.skip_events(len(records))
-                return out
-            handles = [self._hook(record) for record in records]
+            for old in self._ledgered:
+                old.ledger = None
+            self._ledgered = records
+            call = _BackwardCall(self.registry, self.program)
+            handles = [handle for record in records for handle in call.hook(record)]
             try:
                 _tracing_on(trace)
                 return func(*args, **kwargs)
@@ -251,22 +201,142 @@ class Recorder(TorchFunctionMode):
                 _tracing_off()
                 for handle in handles:
                     handle.remove()
-                # NOTE: gradient summaries are shown while their backward call runs,
-                # and forgotten when it returns, as a batched call never has them: what
-                # a cursor shows must not depend on how the run got there.
-                for record in records:
-                    record.grad_inputs, record.grad_outputs = [], []
         finally:
             _tracing_on(trace)
 
-    def _hook(self, record: NodeRecord) -> Any:
+
+class Program(Protocol):
+    """The run's side of recording: where the program is, and what happens there."""
+
+    @property
+    def line(self) -> int: ...
+
+    @property
+    def source_lines(self) -> list[str]: ...
+
+    def op_label(self, method: bool) -> tuple[str, tuple[str, ...]] | None: ...
+
+    def scope_tensors(self) -> dict[str, Any]: ...
+
+    def on_op(self, name: str, record: NodeRecord | None) -> None: ...
+
+    def on_node(self, record: NodeRecord) -> None: ...
+
+    def on_accumulate(self, leaf: torch.Tensor, share: torch.Tensor | None) -> None: ...
+
+
+_SAVED_INPUTS: dict[str, tuple[str, ...]] = {
+    "MmBackward0": ("self", "mat2"),
+    "AddmmBackward0": ("self", "mat1", "mat2"),
+    "MseLossBackward0": ("self", "target"),
+    "MulBackward0": ("self", "other"),
+    "SubBackward0": ("self", "other"),
+    "PowBackward0": ("self",),
+    "ClampBackward1": ("self",),
+    "SumBackward0": ("self",),
+}
+
+
+class _BackwardCall:
+    """The hooks of one backward call: each node's ledger, in the lesson's names.
+
+    NOTE: hooks only read: they copy small blocks of the gradients and return None.
+    The copy of a gradient that ``AccumulateGrad`` received (the share of this
+    call, for gradcheck) is made only when ``.grad`` already held one, where the
+    engine adds into ``.grad`` instead of stealing the incoming buffer anyway.
+    """
+
+    def __init__(self, registry: NodeRegistry, program: Program) -> None:
+        self.registry = registry
+        self.program = program
+        self.names = TensorNames(program.scope_tensors())
+        self._outputs: dict[Any, str] = {}
+        self._sent: dict[str, list[tuple[str, Any]]] = {}
+
+    def output_name(self, record: NodeRecord) -> str:
+        node = record.node
+        name = self._outputs.get(node)
+        if name is None:
+            if hasattr(node, "variable"):
+                name = self.names.of_tensor(node.variable) or self.registry.leaf_id(node.variable)
+            else:
+                name = self.names.of_node(node) or record.label
+                if name is None:
+                    first = self.input_name(record, 0)
+                    short = re.sub(r"Backward\d*$", "", record.name).lower()
+                    name = f"{operand(first)}ᵀ" if short == "t" else f"{short}({first})"
+            self._outputs[node] = name
+        return name
+
+    def input_name(self, record: NodeRecord, index: int) -> str:
+        node = record.node
+        nexts = node.next_functions
+        child = nexts[index][0] if index < len(nexts) else None
+        if child is not None:
+            return self.output_name(self.registry.add(child))
+        attrs = _SAVED_INPUTS.get(record.name, ())
+        if index < len(attrs):
+            try:
+                saved = getattr(node, f"_saved_{attrs[index]}")
+            except (AttributeError, RuntimeError):
+                saved = None
+            name = self.names.of_tensor(saved)
+            if name is not None:
+                return name
+        if index < len(record.args):
+            return record.args[index]
+        return f"input{index}"
+
+    def hook(self, record: NodeRecord) -> list[Any]:
         record.executed = False
+        node = record.node
+        leaf = getattr(node, "variable", None)
+        before: list[GradCopy | None] = [None]
+
+        def prehook(grad_outputs: tuple[Any, ...]) -> None:
+            before[0] = GradCopy.of(leaf.grad) if leaf is not None else None
 
         def hook(grad_inputs: tuple[Any, ...], grad_outputs: tuple[Any, ...]) -> None:
             record.executed = True
-            record.grad_inputs = grad_brief(grad_inputs)
-            record.grad_outputs = grad_brief(grad_outputs)
+            nexts = node.next_functions
+            targets = [
+                self.registry.add(child).id if child is not None else None for child, _ in nexts
+            ]
+            names = Names(
+                self.output_name(record),
+                [self.input_name(record, i) for i in range(len(nexts))],
+            )
+            captured = capture(
+                node_id=record.id,
+                name=record.name,
+                node=node,
+                names=names,
+                targets=targets,
+                grad_inputs=grad_inputs,
+                grad_outputs=grad_outputs,
+                custom=is_custom_function(node),
+                source=self.program.source_lines,
+            )
+            for grad, to in zip(captured.grad_inputs, targets, strict=False):
+                if grad is not None and to is not None:
+                    self._sent.setdefault(to, []).append((record.id, grad))
+            if leaf is not None:
+                share = None
+                if before[0] is not None and grad_outputs and grad_outputs[0] is not None:
+                    share = grad_outputs[0].detach().clone()
+                accumulate(
+                    capture_=captured,
+                    leaf=names.out,
+                    before=before[0],
+                    after=leaf.grad,
+                    contributions=self._sent.get(record.id, []),
+                )
+                self.program.on_accumulate(leaf, share)
+            record.ledger = captured
             del grad_inputs, grad_outputs
-            self.on_node(record)
+            self.program.on_node(record)
 
-        return record.node.register_hook(hook)
+        handles = [node.register_hook(hook)]
+        if leaf is not None:
+            handles.append(node.register_prehook(prehook))
+        return handles

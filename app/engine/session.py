@@ -11,10 +11,14 @@ from typing import Any
 
 import torch
 
+from app.engine.gradcheck import gradcheck
 from app.engine.graph import build_graph
+from app.engine.naming import ExpressionNames
 from app.engine.snapshot import (
     SummaryCache,
+    arrays,
     optimizer_state,
+    scalars,
     scope_tensors,
     tensor_detail,
 )
@@ -36,17 +40,35 @@ def program_for(lesson: Lesson) -> LessonProgram:
     """The tracer's view of a lesson (cached: lessons do not change while serving)."""
     program = _PROGRAMS.get(lesson.id)
     if program is None:
-        first = ast.parse(lesson.source).body[0].lineno
+        tree = ast.parse(lesson.source)
         program = LessonProgram(
             path=str(lesson.path),
             source=lesson.source,
             phases=dict(lesson.phases),
             loop_body_line=lesson.loop_body_line,
-            first_line=first,
+            first_line=tree.body[0].lineno,
             static_name="static_graph" if "make_fx" in lesson.source else None,
+            update_lines=_update_lines(tree, lesson),
+            expressions=ExpressionNames(lesson.source),
         )
         _PROGRAMS[lesson.id] = program
     return program
+
+
+def _update_lines(tree: ast.Module, lesson: Lesson) -> frozenset[int]:
+    """The simple statements of the training loop's body in the `update` phase."""
+    loop = next(
+        node for node in tree.body if isinstance(node, ast.For) and node.lineno == lesson.loop_line
+    )
+    compound = ast.With | ast.For | ast.While | ast.If | ast.Try
+    return frozenset(
+        node.lineno
+        for node in ast.walk(loop)
+        if isinstance(node, ast.stmt)
+        and not isinstance(node, compound)
+        and node is not loop
+        and lesson.phases.get(node.lineno) == "update"
+    )
 
 
 def _loss(value: Any) -> float | None:
@@ -73,6 +95,14 @@ class _Losses:
             self._source, self._values = source, []
         self._values.extend(_loss(v) for v in source[len(self._values) :])
         return list(self._values)
+
+
+def _event(run: Run) -> dict[str, Any]:
+    event = run.event._asdict()
+    if event["kind"] == "node":
+        record = run.node
+        event["ledger"] = record.ledger.ledger() if record and record.ledger else None
+    return event
 
 
 class _Recent:
@@ -435,11 +465,21 @@ class Session:
             "iteration": run.iteration,
             "phase": run.phase,
             "line": None if run.done else event.line,
-            "event": event._asdict(),
+            "event": _event(run),
             "losses": self._losses.of(run.scope),
             "variables": self._summaries.summaries(scope_tensors(run)),
             "optimizer": optimizer_state(run),
             "error": dict(run.error) if run.error else None,
+            "scalars": scalars(run.scope, exclude=self.lesson.fields),
+            "frames": [
+                {
+                    "function": frame.f_code.co_qualname,
+                    "line": frame.f_lineno,
+                    "variables": self._summaries.summaries(arrays(frame.f_locals), keep=True),
+                    "scalars": scalars(frame.f_locals),
+                }
+                for frame in run.frames[1:]
+            ],
         }
         self._states.put(run.cursor, state)
         return state
@@ -486,6 +526,12 @@ class Session:
             if isinstance(t, torch.Tensor) and t.requires_grad and t.is_leaf
         }
         return str(torchviz.make_dot(tuple(roots.values()), params=params).source)
+
+    def gradcheck(self, tensor: str, index: list[int]) -> dict[str, Any]:
+        """Check one element of this iteration's gradient numerically (see
+        :mod:`app.engine.gradcheck`); the session stays where and as it is."""
+        self._materialize()
+        return gradcheck(self._run, tensor, index)
 
     def tensor(self, name: str) -> dict[str, Any]:
         """TensorDetail of a variable in scope (``w1``, ``model.0.weight``, ``w1.grad``)."""

@@ -13,7 +13,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SummaryCache",
+    "arrays",
     "optimizer_state",
+    "scalars",
     "scope_tensors",
     "tensor_detail",
     "tensor_summary",
@@ -86,9 +88,12 @@ class SummaryCache:
     def __init__(self) -> None:
         self._entries: dict[int, tuple[tuple[Any, ...], tuple[int, ...], dict[str, Any]]] = {}
 
-    def summaries(self, values: dict[str, Any]) -> dict[str, dict[str, Any]]:
-        """Summaries of ``values`` by name; forgets tensors no longer asked for."""
-        entries: dict[int, tuple[tuple[Any, ...], tuple[int, ...], dict[str, Any]]] = {}
+    def summaries(self, values: dict[str, Any], keep: bool = False) -> dict[str, dict[str, Any]]:
+        """Summaries of ``values`` by name; forgets tensors no longer asked for (unless
+        ``keep``: a second call for the same moment, a frame's locals)."""
+        entries: dict[int, tuple[tuple[Any, ...], tuple[int, ...], dict[str, Any]]] = (
+            self._entries if keep else {}
+        )
         out: dict[str, dict[str, Any]] = {}
         for name, value in values.items():
             if not isinstance(value, torch.Tensor):
@@ -153,6 +158,34 @@ def tensor_detail(value: torch.Tensor | np.ndarray) -> dict[str, Any]:
 
 def _is_array(value: Any) -> bool:
     return isinstance(value, torch.Tensor | np.ndarray)
+
+
+def arrays(names: dict[str, Any]) -> dict[str, Any]:
+    """The tensors and arrays among ``names`` (a frame's locals), by name."""
+    return {n: v for n, v in names.items() if not n.startswith("_") and _is_array(v)}
+
+
+_EXACT = 2**53
+
+
+def _scalar(value: Any) -> float | bool | None:
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    if isinstance(value, int | np.integer):
+        return int(value) if -_EXACT <= value <= _EXACT else None
+    return _finite(float(value))
+
+
+def scalars(names: dict[str, Any], exclude: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Python (and NumPy) numbers and booleans among ``names``, by name: JSON numbers,
+    null where not finite or beyond ±2⁵³."""
+    return {
+        name: _scalar(value)
+        for name, value in names.items()
+        if isinstance(value, int | float | bool | np.number | np.bool_)
+        and not name.startswith("_")
+        and name not in exclude
+    }
 
 
 def scope_tensors(run: Run) -> dict[str, Any]:

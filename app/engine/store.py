@@ -175,6 +175,10 @@ class SessionStore:
         """TensorDetail of `name`; KeyError (not UnknownSession) when it is not in scope."""
         return self._use(session_id, lambda session: session.tensor(name))
 
+    def gradcheck(self, session_id: str, tensor: str, index: list[int]) -> dict[str, Any]:
+        """Check one gradient element; KeyError when `tensor` is not in scope."""
+        return self._use(session_id, lambda session: session.gradcheck(tensor, index))
+
     def delete(self, session_id: str) -> None:
         with self._session_lock(session_id):
             if not self._records.delete(session_id):

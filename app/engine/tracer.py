@@ -11,6 +11,7 @@ the events it runs.
 from __future__ import annotations
 
 import gc
+import random
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -19,13 +20,16 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 
+from app.engine.naming import ExpressionNames, module_paths, modules_between
 from app.engine.nodes import NodeRecord, NodeRegistry
 from app.engine.recorder import Recorder
+from app.engine.snapshot import scope_tensors
 from app.engine.workers import WorkerPool
 
-__all__ = ["STEP_KINDS", "Event", "Goal", "LessonProgram", "Run"]
+__all__ = ["STEP_KINDS", "Event", "Goal", "IterationStart", "LessonProgram", "Run"]
 
 STEP_KINDS = ("event", "line", "phase", "iteration", "end")
 
@@ -47,6 +51,22 @@ class LessonProgram:
     loop_body_line: int
     first_line: int
     static_name: str | None = None  # the global holding a captured fx graph, if any
+    # Lines of the training loop's body whose statements change the weights.
+    update_lines: frozenset[int] = frozenset()
+    expressions: ExpressionNames | None = None
+
+    @property
+    def source_lines(self) -> list[str]:
+        return self.source.splitlines()
+
+
+@dataclass
+class IterationStart:
+    """What the program had when the training loop's body last began (for gradcheck)."""
+
+    torch_rng: tuple[torch.Tensor, list[torch.Tensor] | None]
+    randoms: dict[str, Any]  # scope name -> random.Random / numpy Generator state
+    hand_grads: dict[str, Any]  # the `grad_*` values in scope then (hand-written lessons)
 
 
 class _Abort(BaseException):
@@ -86,12 +106,6 @@ class Goal:
         if hit:
             self.remaining -= 1
         return hit and self.remaining <= 0
-
-    def reachable_within(self, run: Run, events: int, lines: bool) -> bool:
-        """Could this goal be reached by the next ``events`` non-line events (and lines)?"""
-        if self.by == "event":
-            return run.cursor + events >= self.limit or lines
-        return lines and self.by == "line"
 
 
 _NEVER = 1 << 62
@@ -161,6 +175,12 @@ class Run:
         # which no other backward on that device can use meanwhile.
         self.parked_elsewhere = False
         self._thread_id: int | None = None
+        # Since the loop body last began: where it began, the gradients AccumulateGrad
+        # received (by leaf id; None: .grad holds just that), whether weights changed.
+        self.iteration_start: IterationStart | None = None
+        self.iteration_grads: dict[str, torch.Tensor | None] = {}
+        self.updated = False
+        self._modules: dict[int, tuple[Any, str]] = {}
         self._code = compile(program.source, program.path, "exec")
         self._filename = self._code.co_filename
 
@@ -243,7 +263,7 @@ class Run:
             self._finished.set()
 
     def _execute(self) -> bool:
-        recorder = Recorder(self.registry, self._on_op, self._on_node, self)
+        recorder = Recorder(self.registry, self)
         self.registry.begin()
         sys.settrace(self._trace_call)
         try:
@@ -282,9 +302,12 @@ class Run:
                 self.error = {"type": type(exc).__name__, "message": str(exc)}
                 self._pending_error = None
             if len(self.frames) == 1:
+                if self._line in self.program.update_lines and self.iteration >= 0:
+                    self.updated = True
                 self.phase = self.program.phases.get(line, self.phase)
                 if line == self.program.loop_body_line:
                     self.iteration = self.scope.get("t", self.iteration)
+                    self._begin_iteration()
             self.node = None
             self.line_nodes = []
             self.static_focus = None
@@ -300,7 +323,66 @@ class Run:
                 self._line = self.frames[-1].f_lineno
         return self._trace_local
 
-    def _on_op(self, name: str, record: NodeRecord | None) -> None:
+    def _begin_iteration(self) -> None:
+        randoms = {}
+        for name, value in self.scope.items():
+            if isinstance(value, random.Random):
+                randoms[name] = value.getstate()
+            elif isinstance(value, np.random.Generator):
+                randoms[name] = value.bit_generator.state
+        hand = {n: v for n, v in self.scope.items() if n.startswith("grad_")}
+        self.iteration_start = IterationStart(_rng_state(), randoms, hand)
+        self.iteration_grads = {}
+        self.updated = False
+
+    # -- the recorder's side (app.engine.recorder.Program) -------------------
+
+    @property
+    def line(self) -> int:
+        return self._line
+
+    @property
+    def source_lines(self) -> list[str]:
+        return self.program.source_lines
+
+    def scope_tensors(self) -> dict[str, Any]:
+        return scope_tensors(self)
+
+    def op_label(self, method: bool) -> tuple[str, tuple[str, ...]] | None:
+        """What the lesson calls the result and the arguments of the op running now."""
+        frame = self.frame
+        expressions = self.program.expressions
+        if frame is None or expressions is None:
+            return None
+        expression = expressions.at(frame)
+        inner, outer, first = modules_between(frame)
+        if inner is None:
+            return None if expression is None else (expression.name, expression.operands(method))
+        if inner is outer and expression is not None:
+            return expression.name, ()  # the lesson calls this module itself
+        return f"{self._module_path(inner)}({self._tensor_label(first)})", ()
+
+    def _module_path(self, module: Any) -> str:
+        known = self._modules.get(id(module))
+        if known is None or known[0] is not module:
+            self._modules = {id(m): (m, path) for path, m in module_paths(self.scope).items()}
+            known = self._modules.get(id(module), (module, type(module).__name__))
+        return known[1]
+
+    def _tensor_label(self, tensor: Any) -> str:
+        if isinstance(tensor, torch.Tensor):
+            record = self.registry.get(tensor.grad_fn) if tensor.grad_fn is not None else None
+            if record is not None and record.label is not None:
+                return record.label
+            for name, value in self.scope.items():
+                if value is tensor:
+                    return name
+        return "input"
+
+    def on_accumulate(self, leaf: torch.Tensor, share: torch.Tensor | None) -> None:
+        self.iteration_grads[self.registry.leaf_id(leaf)] = share
+
+    def on_op(self, name: str, record: NodeRecord | None) -> None:
         self.node = record
         if record is not None:
             self.line_nodes.append(record)
@@ -337,13 +419,11 @@ class Run:
         self._fx_index += 1
         return self._fx_calls[index] if index < len(self._fx_calls) else None
 
-    def _on_node(self, record: NodeRecord) -> None:
+    def on_node(self, record: NodeRecord) -> None:
         self.node = record
         self._emit(Event("node", self._line, record.name, record.id))
 
     def _roots(self) -> list[Any]:
-        from app.engine.snapshot import scope_tensors
-
         roots = [record.node for record in self.line_nodes]
         for tensor in scope_tensors(self).values():
             grad_fn = getattr(tensor, "grad_fn", None)
@@ -359,14 +439,6 @@ class Run:
             return
         if self.cursor >= goal.limit or (event.kind == "line" and goal.on_line(self)):
             self._park()
-
-    def skip_events(self, count: int) -> None:
-        """Count ``count`` events that ran without pausing (see Recorder batching)."""
-        self.cursor += count
-
-    def may_pause_within(self, events: int, lines: bool) -> bool:
-        goal = self._goal
-        return goal is None or goal.reachable_within(self, events, lines)
 
     def _park(self) -> None:
         with self._cv:

@@ -1,4 +1,4 @@
-"""The lessons: their files, config fields and defaults, phases and notes.
+"""The lessons: their files, config fields and defaults, phases, line notes and node notes.
 
 A lesson file marks phases with tag comments, `# [phase] Free text`: a tag sets
 the phase of its own line and every following line until the next tag; lines
@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app.lessons.node_notes import NODE_NOTES
 from app.lessons.texts import TEXTS
 
 __all__ = ["CONFIG_FIELDS", "LESSONS", "PHASES", "Lesson", "get_lesson"]
@@ -68,6 +69,8 @@ class Lesson:
     notes: dict[int, dict[str, str]]
     title_zh: str = ""
     summary_zh: str = ""
+    #: What each node of the lesson's graphs does: {node name: {"en", "zh"}} (DESIGN.md §5.1).
+    node_notes: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -76,24 +79,61 @@ class _Spec:
     extra_fields: tuple[str, ...] = ()
     overrides: dict[str, object] = field(default_factory=dict)
     element_size: int = 4
+    nodes: tuple[str, ...] = ()
 
+
+# The node names each lesson's graphs contain (torch 2.13), written out rather than found
+# by running the lessons at import; tests/engine/test_notes.py runs them and checks these.
+_ACCUMULATE = "torch::autograd::AccumulateGrad"
+_MM_LOSS = (_ACCUMULATE, "MmBackward0", "SubBackward0", "PowBackward0", "SumBackward0")
+_CLAMP_NET = (*_MM_LOSS, "ClampBackward1")
+_MODULES = (_ACCUMULATE, "AddmmBackward0", "TBackward0", "MseLossBackward0")
+_STATIC = tuple(
+    f"aten::{op}"
+    for op in (
+        "mm",
+        "clamp",
+        "sub",
+        "pow",
+        "sum",
+        "ones_like",
+        "expand",
+        "mul",
+        "t",
+        "scalar_tensor",
+        "ge",
+        "where",
+    )
+)
 
 # In the tutorial's order (DESIGN.md §3).
 _SPECS = (
-    _Spec("numpy", element_size=8),
+    _Spec("numpy", element_size=8, nodes=_CLAMP_NET),
     _Spec("tensors"),
-    _Spec("autograd", ("zero_grad",)),
-    _Spec("custom_function", ("zero_grad",)),
-    _Spec("static_graph"),
-    _Spec("nn", ("zero_grad",), {"learning_rate": 1e-4}),
-    _Spec("optim", ("zero_grad",), {"learning_rate": 1e-4}),
-    _Spec("custom_module", ("zero_grad",), {"learning_rate": 1e-4, "iterations": 500}),
+    _Spec("autograd", ("zero_grad",), nodes=_CLAMP_NET),
+    _Spec("custom_function", ("zero_grad",), nodes=(*_MM_LOSS, "MyReLUBackward")),
+    # make_fx traces loss_fn under torch.func.grad_and_value, which records autograd nodes
+    # once; afterwards the graph view shows the captured graph's aten ops.
+    _Spec("static_graph", nodes=(*_CLAMP_NET, *_STATIC)),
+    _Spec("nn", ("zero_grad",), {"learning_rate": 1e-4}, nodes=(*_MODULES, "ReluBackward0")),
+    _Spec("optim", ("zero_grad",), {"learning_rate": 1e-4}, nodes=(*_MODULES, "ReluBackward0")),
+    _Spec(
+        "custom_module",
+        ("zero_grad",),
+        {"learning_rate": 1e-4, "iterations": 500},
+        nodes=(*_MODULES, "ClampBackward1"),
+    ),
     _Spec(
         "dynamic_net",
         ("zero_grad", "momentum"),
         {"learning_rate": 1e-4, "iterations": 500, "momentum": 0.9},
+        nodes=(*_MODULES, "ClampBackward1"),
     ),
-    _Spec("inplace", ("zero_grad",)),
+    _Spec(
+        "inplace",
+        ("zero_grad",),
+        nodes=(*_MM_LOSS, "MyReLU_Backward", "SigmoidBackward0", "MulBackward0"),
+    ),
 )
 
 
@@ -178,6 +218,14 @@ def _notes(
     return dict(sorted(notes.items()))
 
 
+def _node_notes(lesson_id: str, names: tuple[str, ...]) -> dict[str, dict[str, str]]:
+    """Return the notes of the nodes a lesson's graphs contain, {name: {"en", "zh"}}."""
+    missing = [name for name in names if name not in NODE_NOTES]
+    if missing:
+        raise ValueError(f"lesson {lesson_id}: no node note for {', '.join(missing)}")
+    return {name: {"en": NODE_NOTES[name][0], "zh": NODE_NOTES[name][1]} for name in names}
+
+
 def _load(spec: _Spec) -> Lesson:
     path = _LESSON_DIR / f"{spec.id}.py"
     source = path.read_text(encoding="utf-8")
@@ -205,6 +253,7 @@ def _load(spec: _Spec) -> Lesson:
         notes=_notes(spec.id, lines, text.notes),
         title_zh=text.title_zh,
         summary_zh=text.summary_zh,
+        node_notes=_node_notes(spec.id, spec.nodes),
     )
 
 
