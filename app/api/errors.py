@@ -37,9 +37,12 @@ _RULES = {
 
 
 def error_response(
-    status_code: int, detail: str, headers: Mapping[str, str] | None = None
+    status_code: int,
+    detail: str,
+    headers: Mapping[str, str] | None = None,
+    **extra: Any,
 ) -> JSONResponse:
-    return JSONResponse({"detail": detail}, status_code=status_code, headers=headers)
+    return JSONResponse({"detail": detail, **extra}, status_code=status_code, headers=headers)
 
 
 def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -131,6 +134,9 @@ async def _on_engine_error(request: Request, exc: Exception) -> JSONResponse:
         headers = {"Retry-After": str(exc.retry_after_s)}
     elif code == status.HTTP_503_SERVICE_UNAVAILABLE:
         headers = {"Retry-After": "5"}
+    if isinstance(exc, ConfigError):  # every invalid field, for a form to mark them all
+        errors = [{"field": field, "detail": detail} for field, detail in exc.errors]
+        return error_response(code, str(exc), headers=headers, errors=errors)
     return error_response(code, str(exc), headers=headers)
 
 

@@ -74,5 +74,12 @@ def check_config(
     try:
         resolved = resolve_config(_lesson(lesson), config, limits=limits)
     except ConfigError as error:
-        return {"valid": False, "config": None, "field": error.field, "detail": error.message}
+        errors = [{"field": field, "detail": detail} for field, detail in error.errors]
+        return {
+            "valid": False,
+            "config": None,
+            "field": error.field,
+            "detail": error.message,
+            "errors": errors,
+        }
     return {"valid": True, "config": resolved, "field": None, "detail": None}

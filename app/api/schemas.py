@@ -17,6 +17,8 @@ __all__ = [
     "Config",
     "CreateSession",
     "Error",
+    "Gradcheck",
+    "GradcheckBody",
     "Graph",
     "GraphNode",
     "LessonDetail",
@@ -97,6 +99,10 @@ class Note(_Out):
 class LessonDetail(LessonInfo):
     source: str = Field(description="The lesson file's text: the code that runs.")
     notes: dict[str, Note] = Field(description="Notes by 1-based line number of `source`.")
+    node_notes: dict[str, Note] = Field(
+        default_factory=dict,
+        description="What each node type the lesson's graphs contain computes, by node name.",
+    )
 
 
 class Stats(_Out):
@@ -142,6 +148,7 @@ class Event(_Out):
     line: int | None
     name: str | None = Field(examples=["aten::mm", "MmBackward0"])
     node_id: str | None
+    ledger: Ledger | None = Field(default=None, description="`node` events: the node's ledger.")
 
 
 class LessonError(_Out):
@@ -154,6 +161,13 @@ class Optimizer(_Out):
     state: dict[str, dict[str, int | TensorSummary]] = Field(
         description='Per parameter name: {"step": int, buffer name: TensorSummary}.'
     )
+
+
+class Frame(_Out):
+    function: str = Field(examples=["MyReLU.forward"])
+    line: int
+    variables: dict[str, TensorSummary]
+    scalars: dict[str, float | bool | None]
 
 
 class State(_Out):
@@ -172,6 +186,12 @@ class State(_Out):
     variables: dict[str, TensorSummary]
     optimizer: Optimizer | None
     error: LessonError | None
+    scalars: dict[str, float | bool | None] | None = Field(
+        default=None, description="Python numbers and booleans at module level (not config)."
+    )
+    frames: list[Frame] | None = Field(
+        default=None, description="The lesson's active function frames, innermost last."
+    )
 
 
 class SavedTensor(_Out):
@@ -179,12 +199,49 @@ class SavedTensor(_Out):
     shape: list[int]
     version_saved: int
     version_now: int
-    stale: bool
+    stale: bool = Field(description="Not yet run by backward, and changed since saved.")
+    freed: bool | None = Field(default=None, description="Backward ran the node: released.")
+    of: str | None = Field(default=None, description="The scope name of the saved tensor.")
 
 
-class GradBrief(_Out):
+class Grad(_Out):
+    """A gradient a backward node received or sent, with the actual values' top-left block."""
+
     shape: list[int]
     norm: float | None
+    preview: list[list[float | None]] | None = Field(
+        default=None, description="Top-left block (at most 4×4) of the values."
+    )
+    to: str | None = Field(default=None, description="The node it was sent to (sent ones).")
+
+
+class Rule(_Out):
+    en: str
+    zh: str
+
+
+class Accumulate(_Out):
+    before: Grad | None = Field(description="`.grad` before (null: it was None).")
+    after: Grad
+
+
+class Example(_Out):
+    text: str = Field(description="One element of a result worked out with the actual numbers.")
+    value: float | None
+    input: int = Field(description="Which of grad_inputs the element belongs to.")
+    index: list[int]
+
+
+class Ledger(_Out):
+    """What a backward node did: what arrived, its rule, what it sent, one element."""
+
+    node_id: str
+    name: str
+    rule: Rule
+    grad_outputs: list[Grad | None] = Field(description="The hook's grad_outputs: arrived.")
+    grad_inputs: list[Grad | None] = Field(description="The hook's grad_inputs: sent.")
+    accumulate: Accumulate | None
+    example: Example | None
 
 
 class GraphNode(_Out):
@@ -195,8 +252,10 @@ class GraphNode(_Out):
     saved: list[SavedTensor]
     executed: bool = Field(description="Backward already ran this node.")
     tensors: list[str] | None = Field(default=None, description="Variables this node holds.")
-    grad_inputs: list[GradBrief | None] | None = None
-    grad_outputs: list[GradBrief | None] | None = None
+    grad_inputs: list[Grad | None] | None = None
+    grad_outputs: list[Grad | None] | None = None
+    ledger: Ledger | None = None
+    line: int | None = Field(default=None, description="The lesson line whose op made it.")
     grad_count: int | None = Field(default=None, description="AccumulateGrad: runs so far.")
 
 
@@ -216,6 +275,11 @@ class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class FieldError(BaseModel):
+    field: str
+    detail: str
+
+
 class ConfigCheck(BaseModel):
     """The answer of POST /api/lessons/{lesson}/config: whether a config would be accepted."""
 
@@ -225,6 +289,9 @@ class ConfigCheck(BaseModel):
     )
     field: str | None = Field(description="The field at fault when invalid, else null.")
     detail: str | None = Field(description="What to change when invalid, else null.")
+    errors: list[FieldError] = Field(
+        default_factory=list, description="Every invalid field, the first one first."
+    )
 
 
 class CreateSession(_In):
@@ -254,6 +321,24 @@ class StepBody(_In):
         examples=["event"],
     )
     count: StrictInt = Field(default=1, ge=1, le=MAX_COUNT, examples=[1])
+
+
+class GradcheckBody(_In):
+    tensor: StrictStr = Field(description="A parameter, named as in `variables`.", examples=["w1"])
+    index: list[StrictInt] = Field(description="The element, one index per dimension.")
+
+
+class Gradcheck(_Out):
+    tensor: str
+    index: list[int]
+    iteration: int
+    analytic: float = Field(description="This iteration's gradient at the element.")
+    numeric: float = Field(description="Central difference of this iteration's loss, float64.")
+    eps: float
+    rel_error: float
+    negligible: bool = Field(description="|analytic| < 1e-2 · max |gradient|.")
+    kink: bool = Field(description="The difference crossed a ReLU's kink.")
+    grad: float = Field(description="The accumulated `.grad` at the element.")
 
 
 class SeekBody(_In):

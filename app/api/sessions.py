@@ -8,7 +8,8 @@ from fastapi import APIRouter, HTTPException, Response, status
 
 from app.api.deps import LimitsDep, StoreDep
 from app.api.errors import responses
-from app.api.schemas import CreateSession, SeekBody, State, StepBody
+from app.api.schemas import CreateSession, Gradcheck, GradcheckBody, SeekBody, State, StepBody
+from app.engine.gradcheck import GradcheckError
 from app.lessons.config import resolve_config
 from app.lessons.registry import LESSONS, get_lesson
 
@@ -72,6 +73,24 @@ def step_session(session_id: str, body: StepBody, store: StoreDep) -> dict[str, 
 def seek_session(session_id: str, body: SeekBody, store: StoreDep) -> dict[str, Any]:
     """Move to any cursor, earlier (replay) or later; past the end gives the final state."""
     return store.seek(session_id, cursor=body.cursor)
+
+
+@router.post(
+    "/{session_id}/gradcheck",
+    response_model=Gradcheck,
+    responses=responses(_MISSING, status.HTTP_409_CONFLICT, _BUSY, *_BODY),
+)
+def gradcheck_session(session_id: str, body: GradcheckBody, store: StoreDep) -> dict[str, Any]:
+    """Compare one element of this iteration's gradient with a central finite difference
+    of this iteration's loss (float64); the session does not move."""
+    try:
+        return store.gradcheck(session_id, body.tensor, body.index)
+    except KeyError:
+        raise HTTPException(
+            _MISSING, f"there is no tensor {body.tensor[:64]!r} in scope at this step"
+        ) from None
+    except GradcheckError as error:
+        raise HTTPException(error.status, error.message) from None
 
 
 @router.delete(

@@ -60,22 +60,15 @@ def _check_code(run: Run) -> Any:
 
 
 def _computed(run: Run) -> set[str]:
-    """The names the iteration's forward and loss lines assign (not parameters)."""
-    return {name for name in _check_code(run).co_names if name in run.scope} - {
-        name for name in _parameters_read(run)
-    }
-
-
-def _parameters_read(run: Run) -> set[str]:
+    """The names the iteration's forward and loss lines assign (so not parameters)."""
     tree = ast.parse(run.program.source)
-    stored = {
+    return {
         node.id
         for node in ast.walk(tree)
         if isinstance(node, ast.Name)
         and isinstance(node.ctx, ast.Store)
         and run.program.phases.get(node.lineno) in ("forward", "loss")
     }
-    return {name for name in run.scope if name not in stored}
 
 
 class _Kinks(TorchFunctionMode):

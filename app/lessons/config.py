@@ -35,10 +35,13 @@ class Limits:
 class ConfigError(Exception):
     """A config that breaks a rule: `field` names the setting, `message` says the limit."""
 
-    def __init__(self, field: str, message: str) -> None:
+    def __init__(
+        self, field: str, message: str, errors: list[tuple[str, str]] | None = None
+    ) -> None:
         super().__init__(message)
         self.field = field
         self.message = message
+        self.errors = errors or [(field, message)]  # every invalid field, the first first
 
 
 def resolve_config(lesson: Lesson, overrides: object, *, limits: Limits) -> dict[str, object]:
@@ -51,14 +54,24 @@ def resolve_config(lesson: Lesson, overrides: object, *, limits: Limits) -> dict
         raise ConfigError(
             "config", 'config must be a JSON object of settings, such as {"iterations": 20}'
         )
+    errors: list[ConfigError] = []
     for key in overrides:
-        _check_name(lesson, key)
+        try:
+            _check_name(lesson, key)
+        except ConfigError as error:
+            errors.append(error)
     config = {
         field: overrides[field] if field in overrides else lesson.defaults[field]
         for field in lesson.fields
     }
     for field in lesson.fields:
-        config[field] = _CHECKS[field](field, config[field], limits)
+        try:
+            config[field] = _CHECKS[field](field, config[field], limits)
+        except ConfigError as error:
+            errors.append(error)
+    if errors:
+        first = errors[0]
+        raise ConfigError(first.field, first.message, [(e.field, e.message) for e in errors])
     _check_budgets(lesson, config, limits)
     return config
 
