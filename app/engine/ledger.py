@@ -10,7 +10,6 @@ The JSON (:meth:`Capture.ledger`) is built from the copies when first asked for.
 
 from __future__ import annotations
 
-import inspect
 import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -337,7 +336,7 @@ def _example_for(
     formulas: list[tuple[int, str]],
 ) -> Callable[[], dict[str, Any]] | None:
     g_out = grad_outputs[0] if grad_outputs else None
-    if not _readable(g_out):
+    if not isinstance(g_out, torch.Tensor) or not _readable(g_out):
         return None
     readable = [i for i, _ in formulas if _readable(grad_inputs[i])]
     if not readable:
@@ -380,7 +379,7 @@ def _custom_rule(node: Any, source: list[str]) -> tuple[str, str, tuple[int, int
     while source and first < len(source) and not source[first - 1].lstrip().startswith("def "):
         first += 1  # past decorators
     last = max((line for _, _, line in code.co_lines() if line is not None), default=first)
-    lines = source[first - 1 : last] if source else inspect.getsourcelines(backward)[0]
+    lines = source[first - 1 : last]
     body = textwrap.dedent("\n".join(line.rstrip() for line in lines))
     return (
         f"The lesson's own {owner}.backward (lines {first}–{last}):\n{body}",
@@ -446,7 +445,7 @@ def _custom_example(
 ) -> Callable[[], dict[str, Any]] | None:
     g_out = grad_outputs[0] if grad_outputs else None
     i = next((j for j, g in enumerate(grad_inputs) if _readable(g)), None)
-    if i is None or not _readable(g_out):
+    if i is None or not isinstance(g_out, torch.Tensor) or not _readable(g_out):
         return None
     target = grad_inputs[i]
     index = [0] * target.dim()

@@ -324,7 +324,7 @@ class Run:
         return self._trace_local
 
     def _begin_iteration(self) -> None:
-        randoms = {}
+        randoms: dict[str, Any] = {}
         for name, value in self.scope.items():
             if isinstance(value, random.Random):
                 randoms[name] = value.getstate()

@@ -177,11 +177,19 @@ def test_backward_nodes_report_their_gradients_and_leave_grad_as_torch_makes_it(
                 break
         nodes = {n["id"]: n for n in graph["nodes"]}
         after, after_graph = stepped.state(), stepped.graph()
-        # Once backward has returned, the summaries are gone, as after a batched call.
-        assert all(not n.get("grad_outputs") for n in after_graph["nodes"])
+        # Once backward has returned, its ledgers stay on its nodes (DESIGN.md §5.1)...
+        ledgers = {n["id"]: n["ledger"] for n in graph["nodes"] if n.get("ledger")}
+        assert len(ledgers) == 8
+        assert {n["id"]: n["ledger"] for n in after_graph["nodes"] if n.get("ledger")} == ledgers
+        # ...until the next forward op makes a node.
+        while stepped.state()["event"]["kind"] != "op" or stepped.state()["phase"] != "forward":
+            stepped.step(by="event")
+        assert not any(n.get("ledger") for n in stepped.graph()["nodes"])
 
         # The root node received d loss / d loss = 1.
-        assert nodes[first]["grad_outputs"] == [{"shape": [], "norm": 1.0}]
+        assert nodes[first]["grad_outputs"] == [
+            {"shape": [], "norm": 1.0, "preview": [[1.0]], "to": None}
+        ]
         # What each AccumulateGrad received is the leaf's new .grad.
         accumulated = [n for n in nodes.values() if n["id"].startswith("acc:")]
         assert len(accumulated) == 2
