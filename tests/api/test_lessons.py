@@ -48,10 +48,42 @@ def test_config_check_answers_200_either_way(api) -> None:  # type: ignore[no-un
         "config": None,
         "field": "N",
         "detail": bad.json()["detail"],
+        "errors": [{"field": "N", "detail": bad.json()["detail"]}],
     }
     assert "N must be an integer" in bad.json()["detail"]
+    # Every invalid field at once, the first one's sentence as `detail`.
+    several = api.post(
+        "/api/lessons/autograd/config", json={"N": 0, "seed": -1, "learning_rate": "x"}
+    ).json()
+    assert [e["field"] for e in several["errors"]] == ["N", "learning_rate", "seed"]
+    assert several["detail"] == several["errors"][0]["detail"]
     good = api.post("/api/lessons/nn/config", json={"learning_rate": 0.01})
     assert good.status_code == 200 and good.json()["valid"] is True
     assert good.json()["config"]["learning_rate"] == 0.01 and good.json()["config"]["N"] == 64
+    assert good.json()["errors"] == []
     assert api.post("/api/lessons/nope/config", json={}).status_code == 404
     assert api.post("/api/lessons/nn/config", json=[1]).status_code == 422
+
+
+def test_an_invalid_config_lists_every_field_it_refuses(api) -> None:  # type: ignore[no-untyped-def]
+    refused = api.post(
+        "/api/sessions", json={"lesson": "nn", "config": {"H": 0, "momentum": 0.5, "seed": 1.5}}
+    )
+    assert refused.status_code == 422
+    body = refused.json()
+    assert [e["field"] for e in body["errors"]] == ["momentum", "H", "seed"]
+    assert body["detail"] == body["errors"][0]["detail"]
+    assert all(e["detail"] for e in body["errors"])
+
+
+def test_lesson_detail_has_node_notes(api) -> None:  # type: ignore[no-untyped-def]
+    notes = api.get("/api/lessons/autograd").json()["node_notes"]
+    assert set(notes) == {
+        "torch::autograd::AccumulateGrad",
+        "MmBackward0",
+        "ClampBackward1",
+        "PowBackward0",
+        "SubBackward0",
+        "SumBackward0",
+    }
+    assert all(note["en"] and note["zh"] for note in notes.values())

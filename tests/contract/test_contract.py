@@ -937,7 +937,9 @@ def test_inplace_lesson_marks_stale_saved_tensors(api: Api) -> None:
         check_graph(graph)
         for node in graph["nodes"]:
             for saved in node["saved"]:
-                assert saved["stale"] == (saved["version_now"] != saved["version_saved"]), saved
+                # §5.1: stale = not yet run by backward, and changed since it was saved.
+                changed = saved["version_now"] != saved["version_saved"]
+                assert saved["stale"] == (changed and not saved["freed"]), saved
                 stale = stale or saved["stale"]
     assert stale, "no saved tensor was ever shown modified after saving"
 

@@ -659,8 +659,8 @@ def test_saved_tensor_goes_stale_when_updated_in_place(
     api: Api, traces: Callable[[str], list[dict[str, Any]]]
 ) -> None:
     """autograd: w2 is saved by the second matmul; the in-place update bumps its version,
-    so while that graph is still in scope its saved entry shows version_saved < version_now,
-    stale true."""
+    so while that graph is still in scope its saved entry shows version_saved < version_now;
+    backward has already run that node, so the entry is freed, not stale (§5.1)."""
     trace = traces("autograd")
     sid = api.create("autograd")["id"]
     before = next(s for s in trace if s["phase"] == "update" and s["iteration"] == 0)
@@ -685,7 +685,10 @@ def test_saved_tensor_goes_stale_when_updated_in_place(
     ), entries
     entries = w2_entries(after["cursor"])
     assert entries and all(
-        x["version_saved"] == w2_before and x["version_now"] == w2_after and x["stale"]
+        x["version_saved"] == w2_before
+        and x["version_now"] == w2_after
+        and x["freed"]
+        and not x["stale"]
         for x in entries
     ), entries
 
@@ -1087,7 +1090,8 @@ def test_graph_invariants_while_stepping(
             assert not re.search(r"0x[0-9a-fA-F]{6,}", node["id"]), (where, node["id"])
             for saved in node["saved"]:
                 assert saved["version_now"] >= saved["version_saved"], (where, saved)
-                assert saved["stale"] is (saved["version_now"] != saved["version_saved"])
+                changed = saved["version_now"] != saved["version_saved"]
+                assert saved["stale"] is (changed and not saved["freed"]), (where, saved)
         for node in graph["nodes"]:
             if node["name"].endswith("AccumulateGrad"):
                 assert node["kind"] == "function", (where, node)

@@ -341,9 +341,30 @@ def test_saved_tensor_versions_and_staleness() -> None:
         graph = session.graph()
         saved = [s for n in graph["nodes"] for s in n["saved"]]
         assert saved, "MmBackward0 saves its inputs"
-        stale = [s for s in saved if s["stale"]]
-        assert stale and all(s["version_now"] > s["version_saved"] for s in stale)
+        changed = [s for s in saved if s["version_now"] > s["version_saved"]]
+        assert changed, "the in-place update bumps w2's version"
+        # Backward already ran (and freed) these nodes: a change now harms nothing, so
+        # they are freed, not stale (DESIGN.md §5.1).
+        assert all(s["freed"] and not s["stale"] for s in saved)
         assert all(n["executed"] for n in graph["nodes"] if n["kind"] == "function")
+    finally:
+        session.close()
+
+
+def test_a_saved_tensor_changed_before_backward_is_stale() -> None:
+    session = _session("inplace")
+    try:
+        while (
+            "b.sum().backward()"
+            not in session.lesson.source.splitlines()[(session.state()["line"] or 1) - 1]
+        ):
+            session.step(by="line")
+        graph = session.graph()
+        stale = [(n["name"], s) for n in graph["nodes"] for s in n["saved"] if s["stale"]]
+        assert [name for name, _ in stale] == ["SigmoidBackward0"]
+        ((_, entry),) = stale
+        assert (entry["version_saved"], entry["version_now"], entry["freed"]) == (0, 1, False)
+        assert entry["of"] == "b"
     finally:
         session.close()
 
