@@ -20,7 +20,7 @@ import torch
 
 from app.engine.naming import grad_name, operand
 
-__all__ = ["BLOCK", "Capture", "GradCopy", "Names", "accumulate", "capture"]
+__all__ = ["BLOCK", "Capture", "GradCopy", "Names", "accumulate", "capture", "saved_input"]
 
 BLOCK = 4  # previews are the top-left BLOCK × BLOCK block
 _TERMS = 4  # terms of a sum written out
@@ -67,7 +67,10 @@ class GradCopy:
         if not _readable(t):
             return cls(list(t.shape), None, None, to)
         with torch.no_grad():
-            norm = torch.linalg.vector_norm(t.detach(), dtype=torch.float64)
+            # In the gradient's own precision (half ones in float32): several times
+            # cheaper than in float64, and exact to display precision.
+            low = t.dtype in (torch.float16, torch.bfloat16)
+            norm = torch.linalg.vector_norm(t.detach(), dtype=torch.float32 if low else None)
             return cls(list(t.shape), norm, _block(t), to)
 
     def json(self) -> dict[str, Any]:
@@ -118,7 +121,9 @@ _FORMULAS: dict[str, tuple[str, ...]] = {
     "SigmoidBackward0": ("{g} · {out} · (1 − {out})",),
 }
 _ZH_WORDS = {"Σ_rows": "按行求和 Σ"}
-# Which saved tensor holds which symbol's values (for one element worked out).
+# Which saved tensor holds which symbol's values: inputs a, b, c (positions 0, 1, 2 of
+# next_functions) and the output; they name inputs autograd does not differentiate
+# (``x`` of ``x.mm(w1)``) and give one element's numbers.
 _SAVED_SYMBOLS: dict[str, dict[str, str]] = {
     "MmBackward0": {"a": "self", "b": "mat2"},
     "AddmmBackward0": {"b": "mat1", "c": "mat2"},
@@ -131,6 +136,12 @@ _SAVED_SYMBOLS: dict[str, dict[str, str]] = {
 }
 # The input a worked-out example prefers (the first of these with a gradient).
 _EXAMPLE_ORDER: dict[str, tuple[int, ...]] = {"AddmmBackward0": (2, 1, 0)}
+
+
+def saved_input(node: Any, name: str, index: int) -> Any:
+    """The tensor node ``node`` (of type ``name``) saved as its input ``index``, if any."""
+    attr = _SAVED_SYMBOLS.get(name, {}).get("abc"[index] if index < 3 else "")
+    return None if attr is None else _saved(node, attr)
 
 
 def _saved(node: Any, attr: str) -> Any:

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 import torch
 from torch.overrides import TorchFunctionMode
 
-from app.engine.ledger import GradCopy, Names, accumulate, capture
+from app.engine.ledger import GradCopy, Names, accumulate, capture, saved_input
 from app.engine.naming import TensorNames, operand
 from app.engine.nodes import NodeRecord, NodeRegistry, is_custom_function
 
@@ -168,9 +168,7 @@ class Recorder(TorchFunctionMode):
     def _label(self, record: NodeRecord, method: bool) -> None:
         """Name a new node's output and arguments as the lesson's source does; forget
         the last backward call's ledgers (a new forward pass has begun)."""
-        for old in self._ledgered:
-            old.ledger = None
-        self._ledgered = []
+        self._forget_ledgers()
         record.line = self.program.line
         label = self.program.op_label(method)
         if label is None:
@@ -181,6 +179,12 @@ class Recorder(TorchFunctionMode):
             if known is not None and known.label is None and known.line is None:
                 known.label = arg  # made by a custom Function's apply, which no op reports
 
+    def _forget_ledgers(self, then: list[NodeRecord] | None = None) -> None:
+        """Drop the ledgers of the last backward call; ``then``: the next call's nodes."""
+        for old in self._ledgered:
+            old.ledger = None
+        self._ledgered = then or []
+
     def _backward(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         # The engine may run lesson code (a custom Function's backward), so the
         # tracer stays on for the call itself, and only for it.
@@ -189,9 +193,7 @@ class Recorder(TorchFunctionMode):
             records = [
                 self.registry.add(n) for n in _graph_nodes(_backward_roots(func, args, kwargs))
             ]
-            for old in self._ledgered:
-                old.ledger = None
-            self._ledgered = records
+            self._forget_ledgers(records)
             call = _BackwardCall(self.registry, self.program)
             handles = [handle for record in records for handle in call.hook(record)]
             try:
@@ -223,18 +225,6 @@ class Program(Protocol):
     def on_node(self, record: NodeRecord) -> None: ...
 
     def on_accumulate(self, leaf: torch.Tensor, share: torch.Tensor | None) -> None: ...
-
-
-_SAVED_INPUTS: dict[str, tuple[str, ...]] = {
-    "MmBackward0": ("self", "mat2"),
-    "AddmmBackward0": ("self", "mat1", "mat2"),
-    "MseLossBackward0": ("self", "target"),
-    "MulBackward0": ("self", "other"),
-    "SubBackward0": ("self", "other"),
-    "PowBackward0": ("self",),
-    "ClampBackward1": ("self",),
-    "SumBackward0": ("self",),
-}
 
 
 class _BackwardCall:
@@ -274,15 +264,9 @@ class _BackwardCall:
         child = nexts[index][0] if index < len(nexts) else None
         if child is not None:
             return self.output_name(self.registry.add(child))
-        attrs = _SAVED_INPUTS.get(record.name, ())
-        if index < len(attrs):
-            try:
-                saved = getattr(node, f"_saved_{attrs[index]}")
-            except (AttributeError, RuntimeError):
-                saved = None
-            name = self.names.of_tensor(saved)
-            if name is not None:
-                return name
+        name = self.names.of_tensor(saved_input(node, record.name, index))
+        if name is not None:
+            return name
         if index < len(record.args):
             return record.args[index]
         return f"input{index}"
@@ -298,42 +282,50 @@ class _BackwardCall:
 
         def hook(grad_inputs: tuple[Any, ...], grad_outputs: tuple[Any, ...]) -> None:
             record.executed = True
-            nexts = node.next_functions
-            targets = [
-                self.registry.add(child).id if child is not None else None for child, _ in nexts
-            ]
-            names = Names(
-                self.output_name(record),
-                [self.input_name(record, i) for i in range(len(nexts))],
-            )
-            captured = capture(
-                node_id=record.id,
-                name=record.name,
-                node=node,
-                names=names,
-                targets=targets,
-                grad_inputs=grad_inputs,
-                grad_outputs=grad_outputs,
-                custom=is_custom_function(node),
-                source=self.program.source_lines,
-            )
-            for grad, to in zip(captured.grad_inputs, targets, strict=False):
-                if grad is not None and to is not None:
-                    self._sent.setdefault(to, []).append((record.id, grad))
-            if leaf is not None:
-                share = None
-                if before[0] is not None and grad_outputs and grad_outputs[0] is not None:
-                    share = grad_outputs[0].detach().clone()
-                accumulate(
-                    capture_=captured,
-                    leaf=names.out,
-                    before=before[0],
-                    after=leaf.grad,
-                    contributions=self._sent.get(record.id, []),
+            trace = _tracing_off()  # the capture runs no lesson code
+            try:
+                nexts = node.next_functions
+                targets = [
+                    self.registry.add(child).id if child is not None else None for child, _ in nexts
+                ]
+                names = Names(
+                    self.output_name(record),
+                    [self.input_name(record, i) for i in range(len(nexts))],
                 )
-                self.program.on_accumulate(leaf, share)
-            record.ledger = captured
-            del grad_inputs, grad_outputs
+                captured = capture(
+                    node_id=record.id,
+                    name=record.name,
+                    node=node,
+                    names=names,
+                    targets=targets,
+                    grad_inputs=grad_inputs,
+                    grad_outputs=grad_outputs,
+                    custom=is_custom_function(node),
+                    source=self.program.source_lines,
+                )
+                for grad, to in zip(captured.grad_inputs, targets, strict=False):
+                    if grad is not None and to is not None:
+                        self._sent.setdefault(to, []).append((record.id, grad))
+                if leaf is not None:
+                    share = None
+                    if before[0] is not None and grad_outputs and grad_outputs[0] is not None:
+                        share = grad_outputs[0].detach().clone()
+                    accumulate(
+                        capture_=captured,
+                        leaf=names.out,
+                        before=before[0],
+                        after=leaf.grad,
+                        contributions=self._sent.get(record.id, []),
+                    )
+                    self.program.on_accumulate(leaf, share)
+                record.ledger = captured
+            except Exception:  # a ledger must never break the program it describes
+                record.ledger = None
+            finally:
+                # A reference kept while the program pauses below would stop
+                # AccumulateGrad from stealing the gradient (see _BackwardCall).
+                del grad_inputs, grad_outputs
+                _tracing_on(trace)
             self.program.on_node(record)
 
         handles = [node.register_hook(hook)]

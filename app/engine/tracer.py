@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from types import FrameType
 from typing import Any, NamedTuple
 
@@ -55,7 +56,7 @@ class LessonProgram:
     update_lines: frozenset[int] = frozenset()
     expressions: ExpressionNames | None = None
 
-    @property
+    @cached_property
     def source_lines(self) -> list[str]:
         return self.source.splitlines()
 

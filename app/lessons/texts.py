@@ -239,6 +239,35 @@ _TORCH_X = (
     "同一份代码就能在 CPU 或 GPU 上运行。",
 )
 
+# The lessons that let autograd differentiate hand-made weights share these lines.
+_AUTOGRAD_SETUP: dict[str, tuple[str, str]] = {
+    "torch.manual_seed(seed)": _SEED_SAME_DATA,
+    "x = torch.randn(N, D_in, device=device)": _X_NO_GRAD,
+    "y = torch.randn(N, D_out, device=device)": _Y_TARGETS,
+    "w1 = torch.randn(D_in, H, device=device, requires_grad=True)": _REQUIRES_GRAD,
+    "w2 = torch.randn(H, D_out, device=device, requires_grad=True)": _REQUIRES_GRAD_W2,
+}
+# The nn and optim lessons share their model, data and loop lines, and so these notes.
+_SEQUENTIAL_SETUP: dict[str, tuple[str, str]] = {
+    "import torch": _IMPORT_TORCH_NN,
+    "torch.manual_seed(seed)": _SEED_MODEL,
+    "x = torch.randn(N, D_in, device=device)": _X_MODULE,
+    "y = torch.randn(N, D_out, device=device)": _Y_TARGETS,
+    "model = torch.nn.Sequential(": _SEQUENTIAL,
+    "torch.nn.Linear(D_in, H),": _LINEAR_1,
+    "torch.nn.ReLU(),": _RELU_MODULE,
+    "torch.nn.Linear(H, D_out),": _LINEAR_2,
+    ").to(device)": _TO_DEVICE,
+    'loss_fn = torch.nn.MSELoss(reduction="sum")': _MSE,
+}
+_SEQUENTIAL_LOOP: dict[str, tuple[str, str]] = {
+    "for t in range(iterations):": _LOOP,
+    "y_pred = model(x)": _MODEL_CALL,
+    "loss = loss_fn(y_pred, y)": _MSE_CALL,
+    "losses.append(loss.item())": _ITEM,
+    "if zero_grad:": _IF_ZERO_GRAD,
+}
+
 TEXTS: dict[str, LessonText] = {
     "numpy": LessonText(
         title="NumPy: forward and backward by hand",
@@ -527,11 +556,7 @@ TEXTS: dict[str, LessonText] = {
                 "前向传播记录计算图，loss.backward() 沿它反向运行。",
             ),
             "import torch": _IMPORT_TORCH_AUTOGRAD,
-            "torch.manual_seed(seed)": _SEED_SAME_DATA,
-            "x = torch.randn(N, D_in, device=device)": _X_NO_GRAD,
-            "y = torch.randn(N, D_out, device=device)": _Y_TARGETS,
-            "w1 = torch.randn(D_in, H, device=device, requires_grad=True)": _REQUIRES_GRAD,
-            "w2 = torch.randn(H, D_out, device=device, requires_grad=True)": _REQUIRES_GRAD_W2,
+            **_AUTOGRAD_SETUP,
             "for t in range(iterations):": _LOOP,
             "y_pred = x.mm(w1).clamp(min=0).mm(w2)": (
                 "Each operation on a tensor that requires grad returns a tensor with a grad_fn, "
@@ -634,11 +659,7 @@ TEXTS: dict[str, LessonText] = {
                 "MmBackward0 node of x.mm(w1).",
                 "这是 forward 唯一输入的梯度。引擎把它继续传给 x.mm(w1) 的 MmBackward0 节点。",
             ),
-            "torch.manual_seed(seed)": _SEED_SAME_DATA,
-            "x = torch.randn(N, D_in, device=device)": _X_NO_GRAD,
-            "y = torch.randn(N, D_out, device=device)": _Y_TARGETS,
-            "w1 = torch.randn(D_in, H, device=device, requires_grad=True)": _REQUIRES_GRAD,
-            "w2 = torch.randn(H, D_out, device=device, requires_grad=True)": _REQUIRES_GRAD_W2,
+            **_AUTOGRAD_SETUP,
             "for t in range(iterations):": _LOOP,
             "relu = MyReLU.apply": (
                 "Never call forward directly: apply runs forward and, when an input requires "
@@ -812,21 +833,8 @@ TEXTS: dict[str, LessonText] = {
                 "本课的文档字符串，也是最先执行的一行。网络现在由 torch.nn 模块组成，模块持有"
                 "自己的权重；反向传播仍由 autograd 完成。",
             ),
-            "import torch": _IMPORT_TORCH_NN,
-            "torch.manual_seed(seed)": _SEED_MODEL,
-            "x = torch.randn(N, D_in, device=device)": _X_MODULE,
-            "y = torch.randn(N, D_out, device=device)": _Y_TARGETS,
-            "model = torch.nn.Sequential(": _SEQUENTIAL,
-            "torch.nn.Linear(D_in, H),": _LINEAR_1,
-            "torch.nn.ReLU(),": _RELU_MODULE,
-            "torch.nn.Linear(H, D_out),": _LINEAR_2,
-            ").to(device)": _TO_DEVICE,
-            'loss_fn = torch.nn.MSELoss(reduction="sum")': _MSE,
-            "for t in range(iterations):": _LOOP,
-            "y_pred = model(x)": _MODEL_CALL,
-            "loss = loss_fn(y_pred, y)": _MSE_CALL,
-            "losses.append(loss.item())": _ITEM,
-            "if zero_grad:": _IF_ZERO_GRAD,
+            **_SEQUENTIAL_SETUP,
+            **_SEQUENTIAL_LOOP,
             "model.zero_grad()": (
                 "Clears the gradients of the previous iteration: .grad of every parameter "
                 "becomes None (PyTorch 2's default), and the next backward writes a fresh one.",
@@ -878,16 +886,7 @@ TEXTS: dict[str, LessonText] = {
                 "本课的文档字符串，也是最先执行的一行。模型与 nn 一课相同，但由优化器 Adam "
                 "完成更新。",
             ),
-            "import torch": _IMPORT_TORCH_NN,
-            "torch.manual_seed(seed)": _SEED_MODEL,
-            "x = torch.randn(N, D_in, device=device)": _X_MODULE,
-            "y = torch.randn(N, D_out, device=device)": _Y_TARGETS,
-            "model = torch.nn.Sequential(": _SEQUENTIAL,
-            "torch.nn.Linear(D_in, H),": _LINEAR_1,
-            "torch.nn.ReLU(),": _RELU_MODULE,
-            "torch.nn.Linear(H, D_out),": _LINEAR_2,
-            ").to(device)": _TO_DEVICE,
-            'loss_fn = torch.nn.MSELoss(reduction="sum")': _MSE,
+            **_SEQUENTIAL_SETUP,
             "optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)": (
                 "Adam keeps state for each parameter, created at the first step(): step (a "
                 "count), exp_avg (running mean of the gradient) and exp_avg_sq (running mean "
@@ -895,11 +894,7 @@ TEXTS: dict[str, LessonText] = {
                 "Adam 为每个参数保存状态，在第一次 step() 时创建：step（步数）、exp_avg（梯度的"
                 "滑动平均）和 exp_avg_sq（梯度平方的滑动平均），即两个与参数同样大小的额外张量。",
             ),
-            "for t in range(iterations):": _LOOP,
-            "y_pred = model(x)": _MODEL_CALL,
-            "loss = loss_fn(y_pred, y)": _MSE_CALL,
-            "losses.append(loss.item())": _ITEM,
-            "if zero_grad:": _IF_ZERO_GRAD,
+            **_SEQUENTIAL_LOOP,
             "optimizer.zero_grad()": _OPTIM_ZERO_GRAD,
             "loss.backward()": (
                 "Backward runs MseLossBackward0, the two AddmmBackward0 with their TBackward0, "
@@ -1285,11 +1280,7 @@ TEXTS: dict[str, LessonText] = {
                 "which is all ReLU's backward needs.",
                 "输入已被覆盖、不复存在；输出表明它在哪些位置为正，这正是 ReLU 反向传播所需要的。",
             ),
-            "torch.manual_seed(seed)": _SEED_SAME_DATA,
-            "x = torch.randn(N, D_in, device=device)": _X_NO_GRAD,
-            "y = torch.randn(N, D_out, device=device)": _Y_TARGETS,
-            "w1 = torch.randn(D_in, H, device=device, requires_grad=True)": _REQUIRES_GRAD,
-            "w2 = torch.randn(H, D_out, device=device, requires_grad=True)": _REQUIRES_GRAD_W2,
+            **_AUTOGRAD_SETUP,
             "for t in range(iterations):": _LOOP,
             "h = x.mm(w1)": (
                 "h = x · w1, grad_fn MmBackward0, version 0. MmBackward0 saves x only (x needs "
