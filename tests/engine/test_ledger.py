@@ -56,11 +56,8 @@ def test_every_node_event_carries_a_ledger_that_adds_up(lesson_id: str) -> None:
                 assert last == pytest.approx(example["value"], rel=1e-5, abs=1e-6)
                 if ledger["accumulate"] is None:
                     sent = ledger["grad_inputs"][example["input"]]
-                    row, col = (
-                        ([0, *example["index"]] + [0, 0])[-2:]
-                        if len(example["index"]) < 2
-                        else example["index"][-2:]
-                    )
+                    # previews are matrices: a vector is one row, a scalar 1 × 1
+                    row, col = ([0, 0, *example["index"]])[-2:]
                     assert sent["preview"][row][col] == pytest.approx(example["value"])
             if ledger["accumulate"] is not None:
                 before, after = ledger["accumulate"]["before"], ledger["accumulate"]["after"]
