@@ -147,17 +147,18 @@ class Recorder(TorchFunctionMode):
         # internals and this module's helpers then cost no trace calls.
         trace = _tracing_off()
         try:
+            self.program.before_op()
             out = func(*args, **kwargs)
             tensor = _first_tensor(out)
             if tensor is not None:
                 name = _op_name(func, self._names)
                 grad_fn = tensor.grad_fn
                 record = None
-                if grad_fn is not None:
-                    known = self.registry.get(grad_fn)
+                if grad_fn is not None and self.registry.get(grad_fn) is None:
+                    # A node this op made (an op that returns a tensor with the node it
+                    # had, such as clamp_ with recording off, made none).
                     record = self.registry.add(grad_fn, list(tensor.shape))
-                    if known is None:
-                        self._label(record, name.startswith("Tensor."))
+                    self._label(record, name.startswith("Tensor."))
                 elif tensor.requires_grad:
                     self.registry.leaf_id(tensor)  # numbered when made, not when first shown
                 self.program.on_op(name, record)
@@ -174,10 +175,6 @@ class Recorder(TorchFunctionMode):
         if label is None:
             return
         record.label, record.args = label
-        for (child, _), arg in zip(record.node.next_functions, record.args, strict=False):
-            known = self.registry.get(child) if child is not None else None
-            if known is not None and known.label is None and known.line is None:
-                known.label = arg  # made by a custom Function's apply, which no op reports
 
     def _forget_ledgers(self, then: list[NodeRecord] | None = None) -> None:
         """Drop the ledgers of the last backward call; ``then``: the next call's nodes."""
@@ -219,6 +216,8 @@ class Program(Protocol):
     def op_label(self, method: bool) -> tuple[str, tuple[str, ...]] | None: ...
 
     def scope_tensors(self) -> dict[str, Any]: ...
+
+    def before_op(self) -> None: ...
 
     def on_op(self, name: str, record: NodeRecord | None) -> None: ...
 

@@ -46,13 +46,32 @@ def program_for(lesson: Lesson) -> LessonProgram:
             source=lesson.source,
             phases=dict(lesson.phases),
             loop_body_line=lesson.loop_body_line,
-            first_line=tree.body[0].lineno,
+            first_line=_first_step(tree),
             static_name="static_graph" if "make_fx" in lesson.source else None,
             update_lines=_update_lines(tree, lesson),
+            quiet_lines=_docstring_lines(tree),
+            with_bodies={
+                node.lineno: node.body[-1].end_lineno or node.lineno
+                for node in ast.walk(tree)
+                if isinstance(node, ast.With)
+            },
             expressions=ExpressionNames(lesson.source),
         )
         _PROGRAMS[lesson.id] = program
     return program
+
+
+def _docstring_lines(tree: ast.Module) -> frozenset[int]:
+    first = tree.body[0]
+    if ast.get_docstring(tree) is None:
+        return frozenset()
+    return frozenset(range(first.lineno, (first.end_lineno or first.lineno) + 1))
+
+
+def _first_step(tree: ast.Module) -> int:
+    """The line of the first statement that is a step (the docstring is none)."""
+    quiet = _docstring_lines(tree)
+    return next(node.lineno for node in tree.body if node.lineno not in quiet)
 
 
 def _update_lines(tree: ast.Module, lesson: Lesson) -> frozenset[int]:

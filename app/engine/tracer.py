@@ -16,7 +16,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from types import FrameType
 from typing import Any, NamedTuple
@@ -54,6 +54,11 @@ class LessonProgram:
     static_name: str | None = None  # the global holding a captured fx graph, if any
     # Lines of the training loop's body whose statements change the weights.
     update_lines: frozenset[int] = frozenset()
+    # Lines that never stop: the module docstring (nothing to see there).
+    quiet_lines: frozenset[int] = frozenset()
+    # Each `with` statement's line -> the last line of its body: Python reports the
+    # `with` line again when the body ends (to call __exit__), which is no step of its own.
+    with_bodies: dict[int, int] = field(default_factory=dict)
     expressions: ExpressionNames | None = None
 
     @cached_property
@@ -182,6 +187,8 @@ class Run:
         self.iteration_grads: dict[str, torch.Tensor | None] = {}
         self.updated = False
         self._modules: dict[int, tuple[Any, str]] = {}
+        # A custom Function's forward that returned: (output, op name, label, args).
+        self._applied: tuple[Any, str, str | None, tuple[str, ...]] | None = None
         self._code = compile(program.source, program.path, "exec")
         self._filename = self._code.co_filename
 
@@ -297,6 +304,9 @@ class Run:
     def _trace_local(self, frame: FrameType, event: str, arg: Any) -> Callable[..., Any] | None:
         if event == "line":
             line = frame.f_lineno
+            if self._quiet(line):
+                return self._trace_local
+            self._flush_apply()
             self.error = None
             if self._pending_error is not None:
                 exc = self._pending_error
@@ -318,11 +328,57 @@ class Run:
         elif event == "exception":
             self._pending_error = arg[1]
         elif event == "return" and self.frames and self.frames[-1] is frame:
+            if frame.f_code.co_name == "forward":
+                self._note_apply(frame, arg)
             self.frames.pop()
             if self.frames:
                 # Back in the caller: later ops and nodes belong to its line.
                 self._line = self.frames[-1].f_lineno
         return self._trace_local
+
+    def _quiet(self, line: int) -> bool:
+        """Whether a line event is none of the program's steps (see LessonProgram)."""
+        if len(self.frames) == 1 and line in self.program.quiet_lines:
+            return True
+        end = self.program.with_bodies.get(line)
+        return end is not None and line < self._line <= end
+
+    def _note_apply(self, frame: FrameType, output: Any) -> None:
+        """A custom Function's forward returns: its node exists once apply returns.
+
+        NOTE: ``Function.apply`` does not come through the recorder's mode, so the node
+        it makes is reported by the next event in lesson code (:meth:`_flush_apply`),
+        named as the caller's expression is now, while the caller is at the call.
+        """
+        ctx = frame.f_locals.get("ctx")
+        if not isinstance(ctx, torch.autograd.function.BackwardCFunction) or len(self.frames) < 2:
+            return
+        caller = self.frames[-2]
+        expressions = self.program.expressions
+        expression = expressions.at(caller) if expressions is not None else None
+        name = f"{getattr(ctx, '_forward_cls', type(ctx)).__name__}.apply"
+        label = expression.name if expression is not None else None
+        args = expression.operands(False) if expression is not None else ()
+        self._applied = (output, name, label, args)
+
+    def _flush_apply(self) -> None:
+        """Report the node of the custom Function that last returned, as an op event."""
+        if self._applied is None:
+            return
+        output, name, label, args = self._applied
+        self._applied = None
+        tensor = output if isinstance(output, torch.Tensor) else None
+        if isinstance(output, tuple | list):
+            tensor = next((t for t in output if isinstance(t, torch.Tensor)), None)
+        grad_fn = tensor.grad_fn if tensor is not None else None
+        if grad_fn is None or self.registry.get(grad_fn) is not None:
+            return
+        record = self.registry.add(grad_fn, list(tensor.shape))  # type: ignore[union-attr]
+        record.line, record.label, record.args = self._line, label, args
+        self.on_op(name, record)
+
+    def before_op(self) -> None:
+        self._flush_apply()
 
     def _begin_iteration(self) -> None:
         randoms: dict[str, Any] = {}

@@ -285,13 +285,6 @@ TEXTS: dict[str, LessonText] = {
             "相同的梯度，并给出两者的最大差值。"
         ),
         notes={
-            '"""NumPy: a two-layer network': (
-                "The lesson's docstring, the first line that runs. Everything up to the final "
-                "check is plain NumPy: no graph is recorded, every gradient is a line of the "
-                "chain rule.",
-                "本课的文档字符串，也是最先执行的一行。直到最后的检查为止全是普通的 NumPy："
-                "不记录任何计算图，每个梯度都是链式法则的一行代码。",
-            ),
             "import numpy as np": (
                 "NumPy arrays hold all the data. NumPy knows nothing about gradients, so every "
                 "derivative below is written by hand.",
@@ -461,12 +454,6 @@ TEXTS: dict[str, LessonText] = {
             "反向传播仍是手写的；没有张量需要梯度，所以 autograd 什么也不记录。"
         ),
         notes={
-            '"""Tensors: the same two-layer network': (
-                "The lesson's docstring, the first line that runs. The maths is the NumPy "
-                "lesson's; no tensor requires grad, so autograd records no graph here.",
-                "本课的文档字符串，也是最先执行的一行。数学与 NumPy 一课相同；没有张量需要梯度，"
-                "所以这里 autograd 不记录任何计算图。",
-            ),
             "import torch": (
                 "torch's tensors replace NumPy's arrays and can live on a GPU; the gradients "
                 "are still computed by hand.",
@@ -548,13 +535,6 @@ TEXTS: dict[str, LessonText] = {
             "参数更新在 torch.no_grad() 中进行，每步之后把梯度清零。"
         ),
         notes={
-            '"""Autograd: let PyTorch build the graph': (
-                "The lesson's docstring, the first line that runs. From here on autograd does "
-                "the backward pass: the forward records a computational graph and "
-                "loss.backward() runs it backwards.",
-                "本课的文档字符串，也是最先执行的一行。从这里开始由 autograd 完成反向传播："
-                "前向传播记录计算图，loss.backward() 沿它反向运行。",
-            ),
             "import torch": _IMPORT_TORCH_AUTOGRAD,
             **_AUTOGRAD_SETUP,
             "for t in range(iterations):": _LOOP,
@@ -595,12 +575,6 @@ TEXTS: dict[str, LessonText] = {
             "梯度。MyReLU.apply 把这个新节点加入计算图。结果与 autograd 一课完全相同。"
         ),
         notes={
-            '"""Custom autograd Function: write a ReLU': (
-                "The lesson's docstring, the first line that runs. The lesson defines a new "
-                "kind of graph node, MyReLUBackward, with a backward written by hand.",
-                "本课的文档字符串，也是最先执行的一行。本课定义一种新的计算图节点 "
-                "MyReLUBackward，它的 backward 是手写的。",
-            ),
             "import torch": _IMPORT_TORCH_AUTOGRAD,
             "class MyReLU(torch.autograd.Function):": (
                 "A Function subclass defines a new kind of graph node: a static forward that "
@@ -706,12 +680,6 @@ TEXTS: dict[str, LessonText] = {
             "计算图。之后循环只是让张量流过这个固定不变的图。"
         ),
         notes={
-            '"""Static graph: define the whole training step': (
-                "The lesson's docstring, the first line that runs. Here the graph is built "
-                "once, before the loop, and every iteration runs that same graph.",
-                "本课的文档字符串，也是最先执行的一行。这里的计算图在循环之前只建一次，"
-                "每次迭代都运行同一个图。",
-            ),
             "import torch": (
                 "torch brings tensors and torch.func, whose grad_and_value turns a function "
                 "into one that also returns its gradients.",
@@ -827,12 +795,6 @@ TEXTS: dict[str, LessonText] = {
             "model.zero_grad() 清除旧梯度，对 model.parameters() 的更新仍是手写的。"
         ),
         notes={
-            '"""nn: build the network from torch.nn layers': (
-                "The lesson's docstring, the first line that runs. The network is now made of "
-                "torch.nn modules, which own their weights; autograd still does backward.",
-                "本课的文档字符串，也是最先执行的一行。网络现在由 torch.nn 模块组成，模块持有"
-                "自己的权重；反向传播仍由 autograd 完成。",
-            ),
             **_SEQUENTIAL_SETUP,
             **_SEQUENTIAL_LOOP,
             "model.zero_grad()": (
@@ -880,12 +842,6 @@ TEXTS: dict[str, LessonText] = {
             "滑动平均）更新所有参数。"
         ),
         notes={
-            '"""optim: let an optimizer update the weights': (
-                "The lesson's docstring, the first line that runs. The nn lesson's model, but "
-                "an optimizer, Adam, does the update.",
-                "本课的文档字符串，也是最先执行的一行。模型与 nn 一课相同，但由优化器 Adam "
-                "完成更新。",
-            ),
             **_SEQUENTIAL_SETUP,
             "optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)": (
                 "Adam keeps state for each parameter, created at the first step(): step (a "
@@ -929,12 +885,6 @@ TEXTS: dict[str, LessonText] = {
             "由 torch.optim.SGD 完成参数更新。"
         ),
         notes={
-            '"""Custom nn.Module: write the network': (
-                "The lesson's docstring, the first line that runs. The model becomes a class "
-                "of its own; autograd still differentiates whatever its forward runs.",
-                "本课的文档字符串，也是最先执行的一行。模型成为一个自己的类；autograd 仍对其 "
-                "forward 执行的运算求导。",
-            ),
             "import torch": _IMPORT_TORCH_NN,
             "class TwoLayerNet(torch.nn.Module):": (
                 "Layers assigned as attributes in __init__ are registered as submodules, so "
@@ -1050,12 +1000,6 @@ TEXTS: dict[str, LessonText] = {
             "会累加在一起。使用带动量的 SGD 训练。"
         ),
         notes={
-            '"""Dynamic net: ordinary Python control flow': (
-                "The lesson's docstring, the first line that runs. Ordinary Python decides the "
-                "depth of every forward pass, and autograd records whatever ran.",
-                "本课的文档字符串，也是最先执行的一行。每次前向传播的深度由普通的 Python 代码决定，"
-                "autograd 记录实际执行的运算。",
-            ),
             "import random": (
                 "Python's own random module: it draws the depths, separately from torch's "
                 "generator, which draws the data and the weights.",
@@ -1214,13 +1158,6 @@ TEXTS: dict[str, LessonText] = {
             "RuntimeError 结束。"
         ),
         notes={
-            '"""In place: version counters': (
-                "The lesson's docstring, the first line that runs. Watch the version column: "
-                "every in-place operation adds one, and backward checks the versions of what "
-                "it saved.",
-                "本课的文档字符串，也是最先执行的一行。请留意版本号一栏：每次原地运算都会加一，"
-                "反向传播会检查所保存张量的版本号。",
-            ),
             "import torch": _IMPORT_TORCH_AUTOGRAD,
             "class MyReLU_(torch.autograd.Function):": (
                 "A trailing underscore is PyTorch's mark of an in-place operation (clamp_, "
