@@ -202,6 +202,9 @@ class SavedTensor(_Out):
     stale: bool = Field(description="Not yet run by backward, and changed since saved.")
     freed: bool | None = Field(default=None, description="Backward ran the node: released.")
     of: str | None = Field(default=None, description="The scope name of the saved tensor.")
+    changed_at: int | None = Field(
+        default=None, description="Cursor of the op event that changed it since it was saved."
+    )
 
 
 class Grad(_Out):

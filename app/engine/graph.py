@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import torch
 
-from app.engine.naming import TensorNames
+from app.engine.naming import TensorNames, storage_key
 from app.engine.nodes import NodeRecord
 from app.engine.snapshot import scope_tensors
 
@@ -16,7 +17,9 @@ if TYPE_CHECKING:
 __all__ = ["autograd_graph", "build_graph", "static_graph"]
 
 
-def _function_node(record: NodeRecord, names: TensorNames) -> dict[str, Any]:
+def _function_node(
+    record: NodeRecord, names: TensorNames, changed_at: Mapping[Any, int]
+) -> dict[str, Any]:
     ledger = record.ledger.ledger() if record.ledger is not None else None
     freed = record.executed and not record.id.startswith("acc:")
     return {
@@ -35,6 +38,10 @@ def _function_node(record: NodeRecord, names: TensorNames) -> dict[str, Any]:
                 "stale": not record.executed and s.version_now != s.version_saved,
                 "freed": freed,
                 "of": names.of_tensor(s.tensor),
+                # the op event that changed it since it was saved (see it: seek there)
+                "changed_at": changed_at.get(storage_key(s.tensor))
+                if s.version_now != s.version_saved
+                else None,
             }
             for s in record.saved
         ],
@@ -79,7 +86,7 @@ def autograd_graph(run: Run) -> dict[str, Any]:
                 continue
             seen.add(fn)
             record = registry.add(fn)
-            nodes[record.id] = _function_node(record, names)
+            nodes[record.id] = _function_node(record, names, run.changed_at)
             if hasattr(fn, "variable"):
                 leaf = fn.variable
                 leaf_id = registry.leaf_id(leaf)

@@ -26,6 +26,7 @@ __all__ = [
     "module_paths",
     "modules_between",
     "operand",
+    "storage_key",
 ]
 
 _SIMPLE = re.compile(r"[\w.]+(\[[\w, ]+\])?")
@@ -164,7 +165,7 @@ class TensorNames:
             if not isinstance(tensor, torch.Tensor):
                 continue
             self._by_id.setdefault(id(tensor), name)
-            self._by_storage.setdefault(_storage_key(tensor), name)
+            self._by_storage.setdefault(storage_key(tensor), name)
             if tensor.grad_fn is not None:
                 self._by_node.setdefault(tensor.grad_fn, name)
 
@@ -174,7 +175,7 @@ class TensorNames:
             return None
         name = self._by_id.get(id(tensor))
         if name is None and not torch._C._functorch.is_functorch_wrapped_tensor(tensor):
-            name = self._by_storage.get(_storage_key(tensor))
+            name = self._by_storage.get(storage_key(tensor))
         return name
 
     def of_node(self, node: Any) -> str | None:
@@ -182,7 +183,8 @@ class TensorNames:
         return self._by_node.get(node)
 
 
-def _storage_key(tensor: torch.Tensor) -> tuple[Any, ...]:
+def storage_key(tensor: torch.Tensor) -> tuple[Any, ...]:
+    """Where a tensor's values live: the same for every tensor object over them."""
     if torch._C._functorch.is_functorch_wrapped_tensor(tensor):
         return (id(tensor),)
     return (tensor.data_ptr(), tuple(tensor.shape), tuple(tensor.stride()), tensor.dtype)

@@ -76,6 +76,12 @@ def _op_name(func: Any, cache: dict[Any, str]) -> str:
     return name
 
 
+def _in_place(name: str) -> bool:
+    """Whether the op named ``name`` changes its first argument (``mul_``, ``__isub__``)."""
+    short = name.rpartition(".")[2]
+    return short.startswith("__i") or (short.endswith("_") and not short.endswith("__"))
+
+
 def _first_tensor(out: Any) -> torch.Tensor | None:
     if isinstance(out, torch.Tensor):
         return out
@@ -161,6 +167,8 @@ class Recorder(TorchFunctionMode):
                     self._label(record, name.startswith("Tensor."))
                 elif tensor.requires_grad:
                     self.registry.leaf_id(tensor)  # numbered when made, not when first shown
+                if _in_place(name):
+                    self.program.on_in_place(tensor)
                 self.program.on_op(name, record)
             return out
         finally:
@@ -218,6 +226,8 @@ class Program(Protocol):
     def scope_tensors(self) -> dict[str, Any]: ...
 
     def before_op(self) -> None: ...
+
+    def on_in_place(self, tensor: torch.Tensor) -> None: ...
 
     def on_op(self, name: str, record: NodeRecord | None) -> None: ...
 

@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from app.engine.naming import ExpressionNames, module_paths, modules_between
+from app.engine.naming import ExpressionNames, module_paths, modules_between, storage_key
 from app.engine.nodes import NodeRecord, NodeRegistry
 from app.engine.recorder import Recorder
 from app.engine.snapshot import scope_tensors
@@ -187,6 +187,9 @@ class Run:
         self.iteration_grads: dict[str, torch.Tensor | None] = {}
         self.updated = False
         self._modules: dict[int, tuple[Any, str]] = {}
+        # The cursor of the op event that last changed each tensor in place, by where
+        # its values live (a saved output comes back from its node as another object).
+        self.changed_at: dict[tuple[Any, ...], int] = {}
         # A custom Function's forward that returned: (output, op name, label, args).
         self._applied: tuple[Any, str, str | None, tuple[str, ...]] | None = None
         self._code = compile(program.source, program.path, "exec")
@@ -379,6 +382,9 @@ class Run:
 
     def before_op(self) -> None:
         self._flush_apply()
+
+    def on_in_place(self, tensor: torch.Tensor) -> None:
+        self.changed_at[storage_key(tensor)] = self.cursor + 1  # the op event to come
 
     def _begin_iteration(self) -> None:
         randoms: dict[str, Any] = {}

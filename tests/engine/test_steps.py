@@ -77,3 +77,29 @@ def test_an_op_reports_only_a_node_it_made() -> None:
     assert len(applies) == SMALL["iterations"] and all(e["node_id"] for e in applies)
     made = [e["node_id"] for e in events if e["kind"] == "op" and e["node_id"]]
     assert len(made) == len(set(made)), "a node is made by one op only"
+
+
+def test_the_in_place_error_points_at_the_change() -> None:
+    """inplace's end: only SigmoidBackward0's saved b is stale, and its changed_at is the
+    cursor of b.mul_(2), where b's version goes from 0 to 1."""
+    session = Session(id="t", lesson=LESSONS["inplace"], config=SMALL)
+    try:
+        session.step(by="end")
+        assert "modified by an inplace operation" in session.state()["error"]["message"]
+        stale = [
+            (node["name"], saved)
+            for node in session.graph()["nodes"]
+            for saved in node["saved"]
+            if saved["stale"]
+        ]
+        assert [name for name, _ in stale] == ["SigmoidBackward0"]
+        ((_, saved),) = stale
+        assert (saved["of"], saved["version_saved"], saved["version_now"]) == ("b", 0, 1)
+        session.seek(cursor=saved["changed_at"] - 1)
+        assert session.state()["variables"]["b"]["version"] == 0
+        session.step(by="event")
+        state = session.state()
+        assert state["event"]["name"] == "Tensor.mul_"
+        assert state["variables"]["b"]["version"] == 1
+    finally:
+        session.close()
