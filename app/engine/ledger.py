@@ -1,17 +1,19 @@
 """Ledgers: what one backward node did, in the lesson's names and with its numbers.
 
 A node hook (``hook(grad_inputs, grad_outputs)``, PyTorch's names and alignment)
-captures a :class:`Capture`: small copies of the gradients (a top-left block, a
-norm) and of the few values one worked-out element needs. It keeps no reference
-to a gradient: a kept reference makes ``AccumulateGrad`` copy the incoming
+captures a :class:`Capture`: small copies of the gradients (a top-left block and a
+norm) and of the few saved values one worked-out element needs. It keeps no
+reference to a gradient: a kept reference makes ``AccumulateGrad`` copy the incoming
 gradient instead of stealing it, which changes ``.grad``'s identity and version.
-The JSON (:meth:`Capture.ledger`) is built from the copies when first asked for.
+
+NOTE: hooks run on every backward call, most of them in a run nobody pauses in, so
+a hook only copies; rules and worked examples are written from the copies when the
+ledger is first asked for (:meth:`Capture.ledger`).
 """
 
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from math import isfinite
 from typing import Any
@@ -20,10 +22,10 @@ import torch
 
 from app.engine.naming import grad_name, operand
 
-__all__ = ["BLOCK", "Capture", "GradCopy", "Names", "accumulate", "capture", "saved_input"]
+__all__ = ["BLOCK", "Capture", "GradCopy", "Names", "capture", "saved_input"]
 
 BLOCK = 4  # previews are the top-left BLOCK × BLOCK block
-_TERMS = 4  # terms of a sum written out
+_TERMS = 4  # terms of a sum written out (the block's width)
 
 
 def _number(value: float) -> str:
@@ -58,7 +60,7 @@ class GradCopy:
     shape: list[int]
     norm: torch.Tensor | None
     block: torch.Tensor | None
-    to: str | None
+    to: str | None = None
 
     @classmethod
     def of(cls, t: Any, to: str | None = None) -> GradCopy | None:
@@ -72,6 +74,17 @@ class GradCopy:
             low = t.dtype in (torch.float16, torch.bfloat16)
             norm = torch.linalg.vector_norm(t.detach(), dtype=torch.float32 if low else None)
             return cls(list(t.shape), norm, _block(t), to)
+
+    def sent_to(self, to: str | None) -> GradCopy:
+        """The same gradient, as received (``to`` None) or sent to ``to``."""
+        return GradCopy(self.shape, self.norm, self.block, to)
+
+    def at(self, row: int, col: int) -> float:
+        """The block's element (row, col), clamped into the block."""
+        assert self.block is not None
+        return float(
+            self.block[min(row, self.block.shape[0] - 1), min(col, self.block.shape[1] - 1)]
+        )
 
     def json(self) -> dict[str, Any]:
         preview = (
@@ -87,22 +100,15 @@ class GradCopy:
         }
 
 
-def _element(t: torch.Tensor, index: Sequence[int]) -> torch.Tensor:
-    """A 0-d copy of ``t[index]`` (indices past a dimension's end, or for dimensions ``t``
-    lacks because it broadcasts, are left out)."""
-    offset = len(index) - t.dim()
-    picked = t.detach()
-    for i in index[max(0, offset) :]:
-        picked = picked[min(i, picked.shape[0] - 1)]
-    return picked.to(torch.float64, copy=True)
-
-
 @dataclass
 class Names:
     """The lesson's names for a node's output and its inputs (aligned with next_functions)."""
 
     out: str
     inputs: list[str]
+
+    def input(self, index: int) -> str:
+        return self.inputs[index] if index < len(self.inputs) else f"input{index}"
 
 
 # Rules: per node type, the gradient each input receives, in the lesson's names. {g} is
@@ -120,7 +126,7 @@ _FORMULAS: dict[str, tuple[str, ...]] = {
     "MulBackward0": ("{g} · {b}", "{g} · {a}"),
     "SigmoidBackward0": ("{g} · {out} · (1 − {out})",),
 }
-_ZH_WORDS = {"Σ_rows": "按行求和 Σ"}
+_WORDS = {"Σ_rows": ("Σ over rows of", "按行求和 Σ")}
 # Which saved tensor holds which symbol's values: inputs a, b, c (positions 0, 1, 2 of
 # next_functions) and the output; they name inputs autograd does not differentiate
 # (``x`` of ``x.mm(w1)``) and give one element's numbers.
@@ -134,14 +140,18 @@ _SAVED_SYMBOLS: dict[str, dict[str, str]] = {
     "MulBackward0": {"a": "self", "b": "other"},
     "SigmoidBackward0": {"out": "result"},
 }
+# Saved scalars a rule shows.
+_SCALARS = {"ClampBackward1": ("min",), "PowBackward0": ("exponent",)}
 # The input a worked-out example prefers (the first of these with a gradient).
 _EXAMPLE_ORDER: dict[str, tuple[int, ...]] = {"AddmmBackward0": (2, 1, 0)}
-
-
-def saved_input(node: Any, name: str, index: int) -> Any:
-    """The tensor node ``node`` (of type ``name``) saved as its input ``index``, if any."""
-    attr = _SAVED_SYMBOLS.get(name, {}).get("abc"[index] if index < 3 else "")
-    return None if attr is None else _saved(node, attr)
+# Sums of products: per node type and input, the saved factor and which of its
+# vectors meets the gradient's: "row" (g · factorᵀ, row 0 of each) or "col" (factorᵀ · g).
+_PRODUCTS: dict[tuple[str, int], tuple[str, str]] = {
+    ("MmBackward0", 0): ("mat2", "row"),
+    ("MmBackward0", 1): ("self", "col"),
+    ("AddmmBackward0", 1): ("mat2", "row"),
+    ("AddmmBackward0", 2): ("mat1", "col"),
+}
 
 
 def _saved(node: Any, attr: str) -> Any:
@@ -151,39 +161,16 @@ def _saved(node: Any, attr: str) -> Any:
         return None
 
 
+def saved_input(node: Any, name: str, index: int) -> Any:
+    """The tensor node ``node`` (of type ``name``) saved as its input ``index``, if any."""
+    attr = _SAVED_SYMBOLS.get(name, {}).get("abc"[index] if index < 3 else "")
+    return None if attr is None else _saved(node, attr)
+
+
 def _scalar_text(value: Any) -> str:
-    if isinstance(value, torch.Tensor):
-        value = value.item() if value.numel() == 1 else value
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        value = value.item()
     return _number(float(value)) if isinstance(value, int | float) else str(value)
-
-
-def _symbols(names: Names, node: Any) -> dict[str, str]:
-    symbols = {"g": grad_name(names.out), "out": operand(names.out)}
-    for key, name in zip("abc", names.inputs, strict=False):
-        symbols[key] = operand(name)
-    minimum = _saved(node, "min")
-    symbols["min"] = "min" if minimum is None else _scalar_text(minimum)
-    exponent = _saved(node, "exponent")
-    if exponent is not None:
-        symbols["exponent"] = _scalar_text(exponent)
-        symbols["exponent_1"] = _scalar_text(float(_scalar_text(exponent)) - 1)
-    return symbols
-
-
-def _formulas(
-    name: str, names: Names, node: Any, grads: list[GradCopy | None]
-) -> list[tuple[int, str]] | None:
-    """(input, "grad_input = formula") for each input that receives a gradient."""
-    formulas = _FORMULAS.get(name)
-    if formulas is None:
-        return None
-    symbols = _symbols(names, node)
-    out = []
-    for index, formula in enumerate(formulas):
-        if index < len(grads) and grads[index] is not None and index < len(names.inputs):
-            text = formula.format(**symbols).replace("^1", "").replace("ᵀᵀ", "")
-            out.append((index, f"{grad_name(names.inputs[index])} = {text}"))
-    return out
 
 
 @dataclass
@@ -192,28 +179,32 @@ class Capture:
 
     node_id: str
     name: str
-    rule_en: str
-    rule_zh: str
+    names: Names
     grad_outputs: list[GradCopy | None]
     grad_inputs: list[GradCopy | None]
+    scalars: dict[str, str] = field(default_factory=dict)
+    # The example's input and the small copies it needs (values of saved tensors).
+    example_input: int | None = None
+    operands: dict[str, torch.Tensor] = field(default_factory=dict)
+    count: int = 0  # terms of the example's sum
+    points: frozenset[str] = frozenset()  # operands that are 0-d tensors
+    custom: tuple[str, int, int, str] | None = None  # class, first line, last line, code
     accumulate: tuple[GradCopy | None, GradCopy] | None = None
     contributions: list[tuple[str, GradCopy]] = field(default_factory=list)
-    example: Callable[[], dict[str, Any]] | None = None
-    source_lines: tuple[int, int] | None = None
     _json: dict[str, Any] | None = None
 
     def ledger(self) -> dict[str, Any]:
+        """The contract's Ledger (built once, from the copies)."""
         if self._json is None:
-            example = None
-            if self.example is not None:
-                try:
-                    example = self.example()
-                except (IndexError, RuntimeError, ValueError):
-                    example = None
+            rule = self._rule()
+            try:
+                example = self._example()
+            except (IndexError, KeyError, ValueError):
+                example = None
             self._json = {
                 "node_id": self.node_id,
                 "name": self.name,
-                "rule": {"en": self.rule_en, "zh": self.rule_zh},
+                "rule": {"en": rule[0], "zh": rule[1]},
                 "grad_outputs": [g.json() if g else None for g in self.grad_outputs],
                 "grad_inputs": [g.json() if g else None for g in self.grad_inputs],
                 "accumulate": None
@@ -228,183 +219,218 @@ class Capture:
                 self._json["contributions"] = [
                     {"from": source, **grad.json()} for source, grad in self.contributions
                 ]
-            if self.source_lines is not None:
-                self._json["source_lines"] = list(self.source_lines)
+            if self.custom is not None:
+                self._json["source_lines"] = list(self.custom[1:3])
         return self._json
 
+    # -- rules -------------------------------------------------------------
 
-def _example(
-    input: int, index: list[int], value: torch.Tensor, text: Callable[[float], str]
-) -> Callable[[], dict[str, Any]]:
-    def render() -> dict[str, Any]:
-        number = float(value)
-        return {"text": text(number), "value": _finite(number), "input": input, "index": index}
+    def _symbols(self) -> dict[str, str]:
+        symbols = {"g": grad_name(self.names.out), "out": operand(self.names.out)}
+        for key, name in zip("abc", self.names.inputs, strict=False):
+            symbols[key] = operand(name)
+        symbols["min"] = self.scalars.get("min", "min")
+        exponent = self.scalars.get("exponent", "p")
+        symbols["exponent"] = exponent
+        try:
+            symbols["exponent_1"] = _number(float(exponent) - 1)
+        except ValueError:
+            symbols["exponent_1"] = f"{exponent} − 1"
+        return symbols
 
-    return render
+    def _formulas(self) -> list[tuple[int, str]]:
+        """(input, "grad_input = formula") for each input that receives a gradient."""
+        symbols = self._symbols()
+        out = []
+        for index, formula in enumerate(_FORMULAS[self.name]):
+            if index < len(self.grad_inputs) and self.grad_inputs[index] is not None:
+                text = formula.format(**symbols).replace("^1", "").replace("ᵀᵀ", "")
+                out.append((index, f"{grad_name(self.names.input(index))} = {text}"))
+        return out
 
+    def _rule(self) -> tuple[str, str]:
+        if self.accumulate is not None:
+            return self._accumulate_rule()
+        if self.custom is not None:
+            owner, first, last, code = self.custom
+            return (
+                f"The lesson's own {owner}.backward (lines {first}–{last}):\n{code}",
+                f"本课自己写的 {owner}.backward（第 {first}–{last} 行）：\n{code}",
+            )
+        if self.name not in _FORMULAS:
+            return (
+                f"No rule known for {self.name}: here are the numbers.",
+                f"没有 {self.name} 的已知规则：下面是实际的数值。",
+            )
+        en = zh = "; ".join(text for _, text in self._formulas())
+        for word, (in_en, in_zh) in _WORDS.items():
+            en, zh = en.replace(word, in_en), zh.replace(word, in_zh)
+        return en, zh
 
-def _sum_of_products(
-    lhs: str,
-    left: tuple[str, torch.Tensor],
-    right: tuple[str, torch.Tensor],
-    value: torch.Tensor,
-    input: int,
-    index: list[int],
-) -> Callable[[], dict[str, Any]]:
-    """``lhs = Σ_k left[k] · right[k]``, the first terms written out."""
-    (left_name, u), (right_name, v) = left, right
-    count = u.shape[0]
-    u, v = u[:_TERMS].to(torch.float64, copy=True), v[:_TERMS].to(torch.float64, copy=True)
+    def _accumulate_rule(self) -> tuple[str, str]:
+        assert self.accumulate is not None
+        before = self.accumulate[0]
+        leaf, g = self.names.out, grad_name(self.names.out)
+        if before is None:
+            en = f"{leaf}.grad = {g}  (.grad was None: it is set, not added to)"
+            zh = f"{leaf}.grad = {g}（.grad 原为 None：直接赋值，而非累加）"
+        else:
+            en = zh = f"{leaf}.grad = {leaf}.grad + {g}"
+            if before.norm is not None and float(before.norm) != 0:
+                en += "  (.grad was not zeroed: this gradient adds to the last ones)"
+                zh += "（.grad 没有清零：这次的梯度累加到之前的梯度上）"
+        uses = self.contributions
+        if uses:
+            sources = " + ".join(source for source, _ in uses)
+            en += f"; {g} is the sum of {len(uses)} uses: {sources}"
+            zh += f"；{g} 是 {len(uses)} 处使用的梯度之和：{sources}"
+        return en, zh
 
-    def text(number: float) -> str:
-        terms = " + ".join(
-            f"{_number(a)} · {_number(b)}" for a, b in zip(u.tolist(), v.tolist(), strict=True)
-        )
-        more = f" + … ({count} terms)" if count > _TERMS else ""
-        return f"{lhs} = Σₖ {left_name} · {right_name} = {terms}{more} = {_number(number)}"
+    # -- one element worked out ---------------------------------------------
 
-    return _example(input, index, value, text)
-
-
-def _matrix_example(
-    name: str, names: Names, node: Any, g_out: torch.Tensor, grads: tuple[Any, ...], i: int
-) -> Callable[[], dict[str, Any]] | None:
-    """One element of a matrix product's input gradient: a row times a row."""
-    g = grad_name(names.out)
-    target = grads[i]
-    lhs = f"{grad_name(names.inputs[i])}[0, 0]"
-    mm = name == "MmBackward0"
-    if name == "AddmmBackward0" and i == 0:
-        column = g_out[:, 0] if g_out.dim() == 2 else g_out
-        ones = torch.ones_like(column)
-        return _sum_of_products(
-            f"{grad_name(names.inputs[0])}[0]",
-            (f"{g}[k, 0]", column),
-            ("1", ones),
-            _element(target, [0]),
-            0,
-            [0],
-        )
-    other_first = (mm and i == 0) or (not mm and i == 1)
-    if other_first:  # grad_A = g · Bᵀ: row 0 of g times row 0 of B
-        factor = _saved(node, "mat2")
-        symbol = names.inputs[1 if mm else 2]
-        if factor is None:
+    def _example(self) -> dict[str, Any] | None:
+        if self.accumulate is not None:
+            return self._accumulate_example()
+        i = self.example_input
+        if i is None:
             return None
-        return _sum_of_products(
-            lhs,
-            (f"{g}[0, k]", g_out[0]),
-            (f"{symbol}[0, k]", factor[0]),
-            _element(target, [0, 0]),
-            i,
-            [0, 0],
-        )
-    factor = _saved(node, "self" if mm else "mat1")  # grad_B = Aᵀ · g
-    symbol = names.inputs[0 if mm else 1]
-    if factor is None:
+        target, arrived = self.grad_inputs[i], self.grad_outputs[0]
+        if target is None or target.block is None or arrived is None or arrived.block is None:
+            return None
+        rank = len(target.shape)
+        index = [0] * rank
+        where = _where(index)
+        lhs = grad_name(self.names.input(i))
+        g = grad_name(self.names.out)
+        if self.custom is not None:
+            text = (
+                f"{self.custom[0]}.backward turned {g}{where} = {_number(arrived.at(0, 0))} "
+                f"into {lhs}{where} = {{value}}"
+            )
+        elif self.name == "TBackward0":
+            index = [0, 1] if rank == 2 and target.shape[1] > 1 else index
+            where, back = _where(index), _where(index[::-1])
+            text = f"{lhs}{where} = {g}{back} = {_number(arrived.at(*index[::-1]))}"
+        elif self.name == "SumBackward0":
+            text = f"{lhs}{where} = {g} = {{value}}"
+        elif (self.name, i) in _PRODUCTS or self.name == "AddmmBackward0":
+            text = self._product_text(i, lhs, g, arrived)
+            index = [0] * rank
+        else:
+            text = self._elementwise_text(i, lhs + where, where, arrived)
+        value = target.at(*([0, *index][-2:]))
+        return {
+            "text": text.format(value=_number(value)),
+            "value": _finite(value),
+            "input": i,
+            "index": index,
+        }
+
+    def _product_text(self, i: int, lhs: str, g: str, arrived: GradCopy) -> str:
+        """``grad[0, 0] = Σₖ u[k] · v[k]``: a row (or column) of g against one of a factor."""
+        if (self.name, i) not in _PRODUCTS:  # Addmm's bias: a column of g summed
+            terms = [arrived.at(k, 0) for k in range(min(self.count, _TERMS))]
+            shown = " + ".join(_number(t) for t in terms)
+            more = f" + … ({self.count} terms)" if self.count > _TERMS else ""
+            return f"{lhs}[0] = Σₖ {g}[k, 0] = {shown}{more} = {{value}}"
+        _, side = _PRODUCTS[(self.name, i)]
+        factor = self.operands["factor"].tolist()
+        other = self.names.input({0: 1, 1: 0}[i] if self.name == "MmBackward0" else 3 - i)
+        if side == "row":
+            grads = [arrived.at(0, k) for k in range(len(factor))]
+            pairs = zip(grads, factor, strict=True)
+            names = f"{g}[0, k] · {other}[0, k]"
+        else:
+            grads = [arrived.at(k, 0) for k in range(len(factor))]
+            pairs = zip(factor, grads, strict=True)
+            names = f"{other}[k, 0] · {g}[k, 0]"
+        shown = " + ".join(f"{_number(a)} · {_number(b)}" for a, b in pairs)
+        more = f" + … ({self.count} terms)" if self.count > len(factor) else ""
+        return f"{lhs}[0, 0] = Σₖ {names} = {shown}{more} = {{value}}"
+
+    def _elementwise_text(self, i: int, lhs: str, where: str, arrived: GradCopy) -> str:
+        """The rule at one element: with each tensor's element, then with its value."""
+        symbols = self._symbols()
+        values = {"g": _number(arrived.at(0, 0))}
+        values.update({k: _number(float(v)) for k, v in self.operands.items()})
+        # Tensors with elements get the element's index; 0-d ones (the loss) none.
+        indexed = {k for k in self.operands if k not in self.points}
+        if arrived.shape:
+            indexed.add("g")
+        template = _FORMULAS[self.name][i]
+        named = template.format(**{k: v + where if k in indexed else v for k, v in symbols.items()})
+        worked = template.format(**{**symbols, **values})
+        return f"{lhs} = {named} = {worked} = {{value}}".replace("^1", "")
+
+    def _accumulate_example(self) -> dict[str, Any] | None:
+        assert self.accumulate is not None
+        before, after = self.accumulate
+        arrived = self.grad_outputs[0] if self.grad_outputs else None
+        if arrived is None or arrived.block is None or after.block is None:
+            return None
+        leaf, g = self.names.out, grad_name(self.names.out)
+        index = [0] * len(after.shape)
+        where = _where(index)
+        value = after.at(0, 0)
+        incoming = _number(arrived.at(0, 0))
+        if before is None or before.block is None:
+            text = f"{leaf}.grad{where} = {g}{where} = {incoming} = {_number(value)}"
+        else:
+            old = _number(before.at(0, 0))
+            text = (
+                f"{leaf}.grad{where} = {leaf}.grad{where} + {g}{where} = {old} + {incoming}"
+                f" = {_number(value)}"
+            )
+        return {"text": text, "value": _finite(value), "input": 0, "index": index}
+
+
+def _where(index: list[int]) -> str:
+    return "[" + ", ".join(map(str, index)) + "]" if index else ""
+
+
+def _custom_source(node: Any, source: list[str]) -> tuple[str, int, int, str] | None:
+    """A custom Function's backward: its class, first and last line, and code."""
+    cls = getattr(node, "_forward_cls", None)
+    code = getattr(getattr(cls, "backward", None), "__code__", None)
+    if cls is None or code is None:
         return None
-    return _sum_of_products(
-        lhs,
-        (f"{symbol}[k, 0]", factor[:, 0]),
-        (f"{g}[k, 0]", g_out[:, 0]),
-        _element(target, [0, 0]),
-        i,
-        [0, 0],
-    )
+    first = code.co_firstlineno
+    while first < len(source) and not source[first - 1].lstrip().startswith("def "):
+        first += 1  # past decorators
+    last = max((line for _, _, line in code.co_lines() if line is not None), default=first)
+    body = textwrap.dedent("\n".join(line.rstrip() for line in source[first - 1 : last]))
+    return cls.__name__, first, last, body
 
 
-def _elementwise_example(
-    name: str, names: Names, node: Any, g_out: torch.Tensor, grads: tuple[Any, ...], i: int
-) -> Callable[[], dict[str, Any]]:
-    """The rule at one element: written with the element of each tensor, then its value."""
-    target = grads[i]
-    index = [0] * target.dim()
-    at = "[" + ", ".join(map(str, index)) + "]" if index else ""
-    values: dict[str, torch.Tensor] = {"g": _element(g_out, index)}
+def _example_input(name: str, grad_inputs: tuple[Any, ...]) -> int | None:
+    readable = [i for i, g in enumerate(grad_inputs) if _readable(g)]
+    if name in _FORMULAS:
+        readable = [i for i in readable if i < len(_FORMULAS[name])]
+    if not readable:
+        return None
+    return next((i for i in _EXAMPLE_ORDER.get(name, ()) if i in readable), readable[0])
+
+
+def _operands(name: str, node: Any, i: int) -> tuple[dict[str, torch.Tensor], int, frozenset[str]]:
+    """Copies of the saved values input ``i``'s worked example needs, and its term count."""
+    product = _PRODUCTS.get((name, i))
+    if product is not None:
+        factor = _saved(node, product[0])
+        if not _readable(factor) or factor.dim() != 2:
+            raise ValueError("no saved factor to show")
+        vector = factor[0, :_TERMS] if product[1] == "row" else factor[:_TERMS, 0]
+        count = factor.shape[1] if product[1] == "row" else factor.shape[0]
+        return {"factor": vector.detach().to(torch.float64, copy=True)}, count, frozenset()
+    operands = {}
+    points = set()
     for symbol, attr in _SAVED_SYMBOLS.get(name, {}).items():
         saved = _saved(node, attr)
         if _readable(saved):
-            values[symbol] = _element(saved, index)
-    symbols = _symbols(names, node)
-    template = _FORMULAS[name][i]
-    named = template.format(**{k: v + at if k in values else v for k, v in symbols.items()})
-    lhs = grad_name(names.inputs[i]) + at
-
-    def text(number: float) -> str:
-        numbers = {k: _number(float(v)) for k, v in values.items()}
-        worked = template.format(**{**symbols, **numbers})
-        return f"{lhs} = {named} = {worked} = {_number(number)}".replace("^1", "")
-
-    return _example(i, index, _element(target, index), text)
-
-
-def _example_for(
-    name: str,
-    names: Names,
-    node: Any,
-    grad_inputs: tuple[Any, ...],
-    grad_outputs: tuple[Any, ...],
-    formulas: list[tuple[int, str]],
-) -> Callable[[], dict[str, Any]] | None:
-    g_out = grad_outputs[0] if grad_outputs else None
-    if not isinstance(g_out, torch.Tensor) or not _readable(g_out):
-        return None
-    readable = [i for i, _ in formulas if _readable(grad_inputs[i])]
-    if not readable:
-        return None
-    order = _EXAMPLE_ORDER.get(name, ())
-    i = next((j for j in order if j in readable), readable[0])
-    with torch.no_grad():
-        if name in ("MmBackward0", "AddmmBackward0"):
-            return _matrix_example(name, names, node, g_out, grad_inputs, i)
-        if name == "TBackward0":
-            target = grad_inputs[i]
-            index = [0, 1] if target.dim() == 2 and target.shape[1] > 1 else [0] * target.dim()
-            source = _element(g_out, index[::-1])
-            lhs = f"{grad_name(names.inputs[0])}[{', '.join(map(str, index))}]"
-            rhs = f"{grad_name(names.out)}[{', '.join(map(str, index[::-1]))}]"
-            return _example(
-                i,
-                index,
-                _element(target, index),
-                lambda n: f"{lhs} = {rhs} = {_number(float(source))}",
-            )
-        if name == "SumBackward0":
-            target = grad_inputs[i]
-            index = [0] * target.dim()
-            g = grad_name(names.out)
-            lhs = f"{grad_name(names.inputs[0])}[{', '.join(map(str, index))}]"
-            return _example(
-                i, index, _element(target, index), lambda n: f"{lhs} = {g} = {_number(n)}"
-            )
-        return _elementwise_example(name, names, node, g_out, grad_inputs, i)
-
-
-def _custom_rule(node: Any, source: list[str]) -> tuple[str, str, tuple[int, int] | None]:
-    backward = getattr(getattr(node, "_forward_cls", None), "backward", None)
-    code = getattr(backward, "__code__", None)
-    owner = getattr(node, "_forward_cls", type(node)).__name__
-    if code is None:
-        return _unknown(type(node).__name__)
-    first = code.co_firstlineno
-    while source and first < len(source) and not source[first - 1].lstrip().startswith("def "):
-        first += 1  # past decorators
-    last = max((line for _, _, line in code.co_lines() if line is not None), default=first)
-    lines = source[first - 1 : last]
-    body = textwrap.dedent("\n".join(line.rstrip() for line in lines))
-    return (
-        f"The lesson's own {owner}.backward (lines {first}–{last}):\n{body}",
-        f"本课自己写的 {owner}.backward（第 {first}–{last} 行）：\n{body}",
-        (first, last),
-    )
-
-
-def _unknown(name: str) -> tuple[str, str, None]:
-    return (
-        f"No rule known for {name}: here are the numbers.",
-        f"没有 {name} 的已知规则：下面是实际的数值。",
-        None,
-    )
+            element = saved.detach().reshape(-1)[:1] if saved.dim() else saved.detach()
+            operands[symbol] = element.to(torch.float64, copy=True).reshape(())
+            if saved.dim() == 0:
+                points.add(symbol)
+    return operands, 0, frozenset(points)
 
 
 def capture(
@@ -413,112 +439,33 @@ def capture(
     name: str,
     node: Any,
     names: Names,
-    targets: list[str | None],
     grad_inputs: tuple[Any, ...],
+    sent: list[GradCopy | None],
     grad_outputs: tuple[Any, ...],
+    arrived: GradCopy | None,
     custom: bool,
     source: list[str],
 ) -> Capture:
-    """Copy what node ``node`` received and sent (``targets``: who receives each
-    grad_input); build its rule in the lesson's ``names``."""
-    ins = [GradCopy.of(g, to) for g, to in zip(grad_inputs, targets, strict=False)]
-    outs = [GradCopy.of(g) for g in grad_outputs]
-    formulas = None if custom else _formulas(name, names, node, ins)
-    example = None
-    source_lines = None
-    if custom:
-        rule_en, rule_zh, source_lines = _custom_rule(node, source)
-        example = _custom_example(names, node, grad_inputs, grad_outputs)
-    elif formulas is None:
-        rule_en, rule_zh, _ = _unknown(name)
-    else:
-        rule_en = "; ".join(text for _, text in formulas)
-        rule_zh = rule_en
-        for word, zh in _ZH_WORDS.items():
-            rule_zh = rule_zh.replace(word, zh)
-        rule_en = rule_en.replace("Σ_rows", "Σ over rows of")
-        if formulas:
-            example = _example_for(name, names, node, grad_inputs, grad_outputs, formulas)
-    return Capture(
-        node_id=node_id,
-        name=name,
-        rule_en=rule_en,
-        rule_zh=rule_zh,
-        grad_outputs=outs,
-        grad_inputs=ins,
-        example=example,
-        source_lines=source_lines,
+    """Copy what node ``node`` received (``arrived``, when already copied) and sent
+    (``sent``, copied by the caller); keep what its rule and one element need."""
+    outs: list[GradCopy | None] = (
+        [arrived] if arrived is not None else [GradCopy.of(g) for g in grad_outputs]
     )
-
-
-def _custom_example(
-    names: Names, node: Any, grad_inputs: tuple[Any, ...], grad_outputs: tuple[Any, ...]
-) -> Callable[[], dict[str, Any]] | None:
-    g_out = grad_outputs[0] if grad_outputs else None
-    i = next((j for j, g in enumerate(grad_inputs) if _readable(g)), None)
-    if i is None or not isinstance(g_out, torch.Tensor) or not _readable(g_out):
-        return None
-    target = grad_inputs[i]
-    index = [0] * target.dim()
-    where = "[" + ", ".join(map(str, index)) + "]" if index else ""
-    arrived = _element(g_out, index)
-    owner = getattr(getattr(node, "_forward_cls", None), "__name__", "backward")
-    lhs = f"{grad_name(names.inputs[i]) if i < len(names.inputs) else 'grad_input'}{where}"
-
-    def text(number: float) -> str:
-        return (
-            f"{owner}.backward turned {grad_name(names.out)}{where} = "
-            f"{_number(float(arrived))} into {lhs} = {_number(number)}"
-        )
-
-    return _example(i, index, _element(target, index), text)
-
-
-def accumulate(
-    *,
-    capture_: Capture,
-    leaf: str,
-    before: GradCopy | None,
-    after: torch.Tensor | None,
-    contributions: list[tuple[str, Any]],
-) -> None:
-    """Complete an AccumulateGrad capture: ``.grad`` before + incoming = after."""
-    before_grad = before
-    after_grad = GradCopy.of(after)
-    if after_grad is None:
-        return
-    capture_.accumulate = (before_grad, after_grad)
-    capture_.contributions = contributions if len(contributions) > 1 else []
-    incoming = capture_.grad_outputs[0] if capture_.grad_outputs else None
-    g = grad_name(leaf)
-    zeroed = before_grad is None or (before_grad.norm is not None and float(before_grad.norm) == 0)
-    if before_grad is None:
-        capture_.rule_en = f"{leaf}.grad = {g}  (.grad was None: it is set, not added to)"
-        capture_.rule_zh = f"{leaf}.grad = {g}（.grad 原为 None：直接赋值，而非累加）"
-    else:
-        capture_.rule_en = f"{leaf}.grad = {leaf}.grad + {g}"
-        capture_.rule_zh = capture_.rule_en
-        if not zeroed:
-            capture_.rule_en += "  (.grad was not zeroed: this gradient adds to the last ones)"
-            capture_.rule_zh += "（.grad 没有清零：这次的梯度累加到之前的梯度上）"
-    if len(contributions) > 1:
-        uses = " + ".join(source for source, _ in contributions)
-        capture_.rule_en += f"; {g} is the sum of {len(contributions)} uses: {uses}"
-        capture_.rule_zh += f"；{g} 是 {len(contributions)} 处使用的梯度之和：{uses}"
-    if incoming is None or incoming.block is None or after_grad.block is None:
-        return
-    in_block, after_block = incoming.block, after_grad.block
-    before_block = before_grad.block if before_grad is not None else None
-
-    def text(number: float) -> str:
-        first = _number(float(in_block.reshape(-1)[0]))
-        if before_block is None:
-            return f"{leaf}.grad[0, 0] = {g}[0, 0] = {first} = {_number(number)}"
-        old = _number(float(before_block.reshape(-1)[0]))
-        return (
-            f"{leaf}.grad[0, 0] = {leaf}.grad[0, 0] + {g}[0, 0] = {old} + {first}"
-            f" = {_number(number)}"
-        )
-
-    index = [0] * len(after_grad.shape)
-    capture_.example = _example(0, index, after_block.reshape(-1)[0], text)
+    result = Capture(node_id, name, names, outs, sent)
+    for attr in _SCALARS.get(name, ()):
+        value = _saved(node, attr)
+        if value is not None:
+            result.scalars[attr] = _scalar_text(value)
+    if custom:
+        result.custom = _custom_source(node, source)
+    i = _example_input(name, grad_inputs)
+    if i is not None and (custom or name in _FORMULAS):
+        try:
+            operands, count, points = ({}, 0, frozenset()) if custom else _operands(name, node, i)
+        except ValueError:
+            return result
+        if name == "AddmmBackward0" and i == 0:
+            count = grad_outputs[0].shape[0] if grad_outputs[0].dim() == 2 else 1
+        result.example_input, result.operands, result.count = i, operands, count
+        result.points = points
+    return result

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 import torch
 from torch.overrides import TorchFunctionMode
 
-from app.engine.ledger import GradCopy, Names, accumulate, capture, saved_input
+from app.engine.ledger import Capture, GradCopy, Names, capture, saved_input
 from app.engine.naming import TensorNames, operand
 from app.engine.nodes import NodeRecord, NodeRegistry, is_custom_function
 
@@ -280,6 +280,27 @@ class _BackwardCall:
             return record.args[index]
         return f"input{index}"
 
+    def _accumulated(
+        self,
+        captured: Capture,
+        leaf: torch.Tensor,
+        before: GradCopy | None,
+        uses: list[tuple[str, GradCopy]],
+        grad_outputs: tuple[Any, ...],
+    ) -> None:
+        """Complete an AccumulateGrad's capture: .grad before + incoming = after."""
+        incoming = captured.grad_outputs[0] if captured.grad_outputs else None
+        zero = before is None or (before.norm is not None and float(before.norm) == 0)
+        # Added to nothing (or to zeros), .grad now holds exactly what arrived.
+        after = incoming if zero and incoming is not None else GradCopy.of(leaf.grad)
+        if after is not None:
+            captured.accumulate = (before, after)
+        captured.contributions = uses if len(uses) > 1 else []
+        share = None  # None: .grad holds just this call's gradient
+        if not zero and grad_outputs and isinstance(grad_outputs[0], torch.Tensor):
+            share = grad_outputs[0].detach().clone()  # this call's part of .grad (gradcheck)
+        self.program.on_accumulate(leaf, share)
+
     def hook(self, record: NodeRecord) -> list[Any]:
         record.executed = False
         node = record.node
@@ -287,7 +308,9 @@ class _BackwardCall:
         before: list[GradCopy | None] = [None]
 
         def prehook(grad_outputs: tuple[Any, ...]) -> None:
+            trace = _tracing_off()
             before[0] = GradCopy.of(leaf.grad) if leaf is not None else None
+            _tracing_on(trace)
 
         def hook(grad_inputs: tuple[Any, ...], grad_outputs: tuple[Any, ...]) -> None:
             record.executed = True
@@ -297,36 +320,30 @@ class _BackwardCall:
                 targets = [
                     self.registry.add(child).id if child is not None else None for child, _ in nexts
                 ]
-                names = Names(
-                    self.output_name(record),
-                    [self.input_name(record, i) for i in range(len(nexts))],
-                )
+                sent = [GradCopy.of(g, to) for g, to in zip(grad_inputs, targets, strict=False)]
+                uses = self._sent.get(record.id, []) if leaf is not None else []
+                # One use sent AccumulateGrad what it received: copied once, not twice.
+                arrived = uses[0][1].sent_to(None) if len(uses) == 1 else None
                 captured = capture(
                     node_id=record.id,
                     name=record.name,
                     node=node,
-                    names=names,
-                    targets=targets,
+                    names=Names(
+                        self.output_name(record),
+                        [self.input_name(record, i) for i in range(len(nexts))],
+                    ),
                     grad_inputs=grad_inputs,
+                    sent=sent,
                     grad_outputs=grad_outputs,
+                    arrived=arrived,
                     custom=is_custom_function(node),
                     source=self.program.source_lines,
                 )
-                for grad, to in zip(captured.grad_inputs, targets, strict=False):
+                for grad, to in zip(sent, targets, strict=False):
                     if grad is not None and to is not None:
                         self._sent.setdefault(to, []).append((record.id, grad))
                 if leaf is not None:
-                    share = None
-                    if before[0] is not None and grad_outputs and grad_outputs[0] is not None:
-                        share = grad_outputs[0].detach().clone()
-                    accumulate(
-                        capture_=captured,
-                        leaf=names.out,
-                        before=before[0],
-                        after=leaf.grad,
-                        contributions=self._sent.get(record.id, []),
-                    )
-                    self.program.on_accumulate(leaf, share)
+                    self._accumulated(captured, leaf, before[0], uses, grad_outputs)
                 record.ledger = captured
             except Exception:  # a ledger must never break the program it describes
                 record.ledger = None
