@@ -359,7 +359,7 @@ class Run:
         caller = self.frames[-2]
         expressions = self.program.expressions
         expression = expressions.at(caller) if expressions is not None else None
-        name = f"{getattr(ctx, '_forward_cls', type(ctx)).__name__}.apply"
+        name = "torch.autograd.Function.apply"  # what ran: MyReLU.apply is inherited
         label = expression.name if expression is not None else None
         args = expression.operands(False) if expression is not None else ()
         self._applied = (output, name, label, args)

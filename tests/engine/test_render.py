@@ -65,6 +65,7 @@ def _fake_run(registry: NodeRegistry, scope: dict[str, Any]) -> Any:
         in_module_frame=True,
         node=None,
         line_nodes=[],
+        changed_at={},
     )
 
 
