@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import sys
+from typing import Any
 
 import numpy as np
 import pytest
@@ -12,8 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from app.engine.session import GraphFreedError, Session
+from app.engine.snapshot import tensor_summary
 from app.engine.tracer import STEP_KINDS
-from app.lessons.plain import run_plain
+from app.lessons.plain import compile_lesson, lesson_globals, run_plain
 from app.lessons.registry import LESSONS, get_lesson
 
 SMALL = {"N": 8, "D_in": 20, "H": 10, "D_out": 3, "iterations": 4}
@@ -41,6 +44,11 @@ def _arrays(scope: dict[str, object]) -> dict[str, object]:
             for pname, param in value.named_parameters():
                 found[f"{name}.{pname}"] = param
     return found
+
+
+def summaries(arrays: dict[str, object]) -> dict[str, object]:
+    """What the variables panel shows of each array: values' stats, version, grad."""
+    return {name: tensor_summary(value) for name, value in arrays.items()}  # type: ignore[arg-type]
 
 
 def _assert_same_values(a: object, b: object, name: str) -> None:
@@ -854,3 +862,51 @@ def test_lessons_draw_random_numbers_in_setup_only(lesson_id: str) -> None:
     finally:
         sys.settrace(None)
     assert at_loop and torch.equal(at_loop[0], torch.get_rng_state())
+
+
+@pytest.mark.parametrize("lesson_id", list(LESSONS))
+def test_every_line_shows_what_the_plain_program_has_there(lesson_id: str) -> None:
+    """At every module-level line of every iteration, stepping event by event (pausing in
+    every op and backward hook, ledgers captured), the tensors in scope have the values
+    and versions a plain run of the file has at that line (traced by lines only)."""
+    lesson = get_lesson(lesson_id)
+    config = _config(lesson_id, iterations=2)
+    plain_at: dict[tuple[int, int], dict[str, object]] = {}
+    namespace = lesson_globals(lesson, config)
+    code = compile_lesson(lesson)
+
+    def trace(frame: Any, event: str, arg: Any) -> Any:
+        if frame.f_code is not code:
+            return None
+        if event == "line":
+            key = (frame.f_lineno, namespace.get("t", -1))
+            if key not in plain_at:
+                plain_at[key] = summaries(_arrays(namespace))
+        return trace
+
+    sys.settrace(trace)
+    try:
+        exec(code, namespace)
+    except Exception:  # the inplace lesson ends with its error
+        pass
+    finally:
+        sys.settrace(None)
+
+    session = Session(id="t", lesson=lesson, config=config)
+    compared = 0
+    try:
+        seen: set[tuple[int, int]] = set()
+        while not session.done:
+            session.step(by="event")
+            state = session.state()
+            if state["event"]["kind"] != "line" or state["frames"]:
+                continue
+            key = (state["line"], session._run.scope.get("t", -1))
+            if key in seen:
+                continue
+            seen.add(key)
+            assert summaries(_arrays(session._run.scope)) == plain_at[key], key
+            compared += 1
+    finally:
+        session.close()
+    assert compared >= 2 * 5
