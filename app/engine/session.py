@@ -273,6 +273,7 @@ class Session:
         deadline = time.perf_counter() + max(REPLAY_FLOOR_S, REPLAY_SHARE * replay)
         while run.cursor < target and not run.done and time.perf_counter() < deadline:
             self._keep()
+            run = self._run  # keeping may have replayed it (see _ensure_ledgers)
             run.advance("event", 1)
         if run.cursor < target:
             run.advance("event", target - run.cursor)
@@ -429,9 +430,11 @@ class Session:
             return
         replayed = time.perf_counter() - started
         self._keep()  # not timed: the first one also fills the summary cache
+        run = self._run  # keeping may have replayed it (see _ensure_ledgers)
         run.advance("event", 1)
         kept = time.perf_counter()
         self._keep()
+        run = self._run
         each = time.perf_counter() - kept
         # Measured against a replay from the start: a move back past the views kept
         # may find no checkpoint before it.
@@ -442,6 +445,7 @@ class Session:
         while run.cursor < cursor - 1 and not run.done:
             run.advance("event", 1)
             self._keep()
+            run = self._run
         if run.cursor < cursor:
             run.advance("event", cursor - run.cursor)
 
@@ -456,9 +460,31 @@ class Session:
                 continue
 
     def _materialize(self) -> None:
-        """Bring the program itself to the cursor on view."""
+        """Bring the program itself to the cursor on view, its ledgers captured."""
         if self._view is not None:
             self._replay(self._view)
+        self._ensure_ledgers()
+
+    def _ensure_ledgers(self) -> None:
+        """If the program stands where the ledgers of a backward call that ran without
+        hooks are on show, replay to here with hooks on every backward call.
+
+        NOTE: a backward call no pause was expected to show runs without hooks (see
+        Run.ledgers_unseen); this makes a wrong guess cost a replay, not a wrong view.
+        """
+        run = self._run
+        if run.missing_since is None:
+            return
+        target = run.cursor
+        fresh = self._nearest(run.missing_since)
+        if fresh is None:
+            fresh = self.new_run()
+            self.replays += 1
+        fresh.capture_all = True
+        self._switch(fresh)
+        if target > fresh.cursor:
+            fresh.advance("event", target - fresh.cursor)
+        fresh.capture_all = False
 
     def close(self) -> None:
         """End the paused program, its checkpoints and their threads."""
@@ -472,7 +498,7 @@ class Session:
             cached = self._states.get(self._view)
             if cached is not None:
                 return cached
-            self._materialize()
+        self._materialize()
         run = self._run
         event = run.event
         state = {
@@ -509,7 +535,7 @@ class Session:
             cached = self._graphs.get(self._view)
             if cached is not None:
                 return cached
-            self._materialize()
+        self._materialize()
         graph = build_graph(self._run)
         self._graphs.put(self._run.cursor, graph)
         return graph

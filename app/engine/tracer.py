@@ -187,6 +187,13 @@ class Run:
         self.iteration_grads: dict[str, torch.Tensor | None] = {}
         self.updated = False
         self._modules: dict[int, tuple[Any, str]] = {}
+        # Ledgers: captured on every backward call (capture_all), or on those whose
+        # ledgers a pause may show; missing_since is the cursor where a call that ran
+        # without hooks began, while its ledgers would still be on show.
+        self.capture_all = False
+        self.missing_since: int | None = None
+        self._backward_end: int | None = None
+        self._gap: int | None = None  # events from a backward call to the next node
         # The cursor of the op event that last changed each tensor in place, by where
         # its values live (a saved output comes back from its node as another object).
         self.changed_at: dict[tuple[Any, ...], int] = {}
@@ -449,6 +456,11 @@ class Run:
         self.node = record
         if record is not None:
             self.line_nodes.append(record)
+            # A new forward pass: the last backward's ledgers are gone, seen or not.
+            self.missing_since = None
+            if self._backward_end is not None:
+                self._gap = self.cursor - self._backward_end
+                self._backward_end = None
         node_id = record.id if record else None
         if record is None and self.program.static_name is not None:
             node_id = self.static_focus = self._static_node()
@@ -485,6 +497,31 @@ class Run:
     def on_node(self, record: NodeRecord) -> None:
         self.node = record
         self._emit(Event("node", self._line, record.name, record.id))
+        self._backward_end = self.cursor
+
+    def ledgers_unseen(self, nodes: int) -> bool:
+        """Whether no pause can show the ledgers of a backward call of ``nodes`` nodes
+        starting now: the goal lies past the next forward pass, which replaces them.
+
+        For a step by events, the next forward pass is expected within twice the
+        events that last came between a backward call and a forward op; for a run to
+        the end, in the next iteration. A wrong guess costs a replay, never a wrong view.
+        """
+        goal = self._goal
+        if goal is None or self.capture_all or goal.until_iteration <= self.iteration + 1:
+            return False  # (it stops where the next iteration starts, before its forward)
+        if goal.by == "end":
+            return self.iteration < int(self.scope.get("iterations", 0)) - 1
+        if goal.by != "event" or self._gap is None:
+            return False
+        return goal.limit > self.cursor + nodes + 2 * self._gap + 1
+
+    def skip_events(self, count: int) -> None:
+        """Count ``count`` node events that ran without hooks (so without ledgers)."""
+        if self.missing_since is None:
+            self.missing_since = self.cursor
+        self.cursor += count
+        self._backward_end = self.cursor
 
     def _roots(self) -> list[Any]:
         roots = [record.node for record in self.line_nodes]

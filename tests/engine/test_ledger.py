@@ -339,3 +339,43 @@ def test_gradcheck_takes_this_iterations_share_when_grads_accumulate() -> None:
         assert result["rel_error"] <= 1e-3 or result["kink"] or result["negligible"]
     finally:
         session.close()
+
+
+def test_a_backward_run_without_hooks_is_replayed_when_its_ledgers_are_shown(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Backward calls no pause was expected to show run without hooks; guess wrong on
+    purpose (any call a step passes over), and what the cursor shows must not change."""
+    from app.engine.tracer import Run
+
+    def always(self: Run, nodes: int) -> bool:
+        goal = self._goal
+        if goal is None or self.capture_all:
+            return False
+        return goal.by == "event" and goal.limit > self.cursor + nodes
+
+    walked = _session("custom_module", iterations=3)
+    try:
+        states = _walk(walked)
+        after_backward = [
+            s["cursor"]
+            for p, s in zip(states, states[1:], strict=False)
+            if p["event"]["kind"] == "node" and s["event"]["kind"] != "node"
+        ]
+        expected = {}
+        for cursor in after_backward:
+            walked.seek(cursor=cursor)
+            expected[cursor] = (walked.state(), walked.graph())
+    finally:
+        walked.close()
+    monkeypatch.setattr(Run, "ledgers_unseen", always)
+    jumped = _session("custom_module", iterations=3)
+    try:
+        for cursor in after_backward:
+            jumped.seek(cursor=cursor)
+            assert jumped._run.missing_since is not None or jumped.replays
+            assert (jumped.state(), jumped.graph()) == expected[cursor]
+            assert any(n.get("ledger") for n in jumped.graph()["nodes"])
+        assert jumped.replays >= 1
+    finally:
+        jumped.close()
