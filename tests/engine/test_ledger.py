@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -359,7 +360,7 @@ def test_a_backward_run_without_hooks_is_replayed_when_its_ledgers_are_shown(
         states = _walk(walked)
         after_backward = [
             s["cursor"]
-            for p, s in zip(states, states[1:], strict=False)
+            for p, s in pairwise(states)
             if p["event"]["kind"] == "node" and s["event"]["kind"] != "node"
         ]
         expected = {}
