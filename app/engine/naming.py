@@ -160,6 +160,7 @@ class TensorNames:
         self._by_id: dict[int, str] = {}
         self._by_storage: dict[tuple[Any, ...], str] = {}
         self._by_node: dict[Any, str] = {}
+        self._node_by_name: dict[str, Any] = {}
         self._keep = list(tensors.values())  # ids stay theirs while this lives
         for name, tensor in tensors.items():
             if not isinstance(tensor, torch.Tensor):
@@ -168,6 +169,7 @@ class TensorNames:
             self._by_storage.setdefault(storage_key(tensor), name)
             if tensor.grad_fn is not None:
                 self._by_node.setdefault(tensor.grad_fn, name)
+                self._node_by_name[name] = tensor.grad_fn
 
     def of_tensor(self, tensor: Any) -> str | None:
         """The scope name of ``tensor`` (None: it has none)."""
@@ -177,6 +179,10 @@ class TensorNames:
         if name is None and not torch._C._functorch.is_functorch_wrapped_tensor(tensor):
             name = self._by_storage.get(storage_key(tensor))
         return name
+
+    def node_of_name(self, name: str) -> Any:
+        """The node that made the tensor now called ``name`` (None: none, or no such name)."""
+        return self._node_by_name.get(name)
 
     def of_node(self, node: Any) -> str | None:
         """The scope name of the tensor ``node`` made (None: none in scope)."""

@@ -278,6 +278,11 @@ class Program(Protocol):
     def on_accumulate(self, leaf: torch.Tensor, share: torch.Tensor | None) -> None: ...
 
 
+def _short_name(node_name: str) -> str:
+    """The op a node type differentiates: ``MulBackward0`` -> ``mul``."""
+    return re.sub(r"Backward\d*$", "", node_name).lower()
+
+
 class _BackwardCall:
     """The hooks of one backward call: each node's ledger, in the lesson's names.
 
@@ -301,13 +306,26 @@ class _BackwardCall:
             if hasattr(node, "variable"):
                 name = self.names.of_tensor(node.variable) or self.registry.leaf_id(node.variable)
             else:
-                name = self.names.of_node(node) or record.label
+                name = self.names.of_node(node)
+                if name is None and record.label is not None:
+                    name = record.label
+                    later = self.names.node_of_name(name)
+                    if later is not None and later is not node:
+                        # The variable was changed in place since: this is it before.
+                        op = getattr(later, "_forward_cls", None)
+                        short = op.__name__ if op is not None else _short_name(later.name())
+                        name = f"{name} before {short}"
                 if name is None:
                     first = self.input_name(record, 0)
-                    short = re.sub(r"Backward\d*$", "", record.name).lower()
+                    short = _short_name(record.name)
                     name = f"{operand(first)}ᵀ" if short == "t" else f"{short}({first})"
             self._outputs[node] = name
         return name
+
+    def names_of(self, record: NodeRecord) -> Names:
+        """The node's output and inputs, as the lesson calls them."""
+        count = len(record.node.next_functions)
+        return Names(self.output_name(record), [self.input_name(record, i) for i in range(count)])
 
     def input_name(self, record: NodeRecord, index: int) -> str:
         node = record.node
@@ -370,10 +388,7 @@ class _BackwardCall:
                     node_id=record.id,
                     name=record.name,
                     node=node,
-                    names=Names(
-                        self.output_name(record),
-                        [self.input_name(record, i) for i in range(len(nexts))],
-                    ),
+                    names=self.names_of(record),
                     grad_inputs=grad_inputs,
                     sent=sent,
                     grad_outputs=grad_outputs,

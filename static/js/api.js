@@ -6,13 +6,15 @@ export class ApiError extends Error {
    * @param {number} status HTTP status
    * @param {string} detail the API's sentence
    */
-  constructor(status, detail) {
+  constructor(status, detail, errors = []) {
     super(detail);
     this.name = "ApiError";
     /** HTTP status code of the answer (0 when the server could not be reached). */
     this.status = status;
     /** The sentence the API gave, meant for the user. */
     this.detail = detail;
+    /** @type {{field: string, detail: string}[]} every invalid config field, when the API listed them */
+    this.errors = errors;
   }
 }
 
@@ -31,14 +33,16 @@ async function call(method, path, { body, signal, as = "json" } = {}) {
   }
   if (!response.ok) {
     let detail = `The server answered ${response.status} ${response.statusText}.`;
+    let errors = [];
     try {
       const payload = await response.json();
       if (typeof payload.detail === "string") detail = payload.detail;
       else if (Array.isArray(payload.detail) && payload.detail[0]?.msg) detail = payload.detail[0].msg;
+      if (Array.isArray(payload.errors)) errors = payload.errors;
     } catch {
       // Not JSON: keep the status line.
     }
-    throw new ApiError(response.status, detail);
+    throw new ApiError(response.status, detail, errors);
   }
   if (response.status === 204) return null;
   return as === "text" ? response.text() : response.json();
@@ -52,7 +56,8 @@ export const devices = () => call("GET", "/api/devices");
 /**
  * Ask whether `config` would be accepted for `lesson`, without an error answer
  * (a refused config is a 200 here, so the browser logs no failed request).
- * @returns {Promise<{valid: boolean, config: ?Object, field: ?string, detail: ?string}>}
+ * @returns {Promise<{valid: boolean, config: ?Object, field: ?string, detail: ?string,
+ *   errors: {field: string, detail: string}[]}>}
  */
 export const checkConfig = (lesson, config) =>
   call("POST", `/api/lessons/${encodeURIComponent(lesson)}/config`, { body: config });
@@ -79,6 +84,17 @@ export const graphSvg = (id, signal) => call("GET", `${session(id)}/graph.svg`, 
 /** @returns {Promise<Object>} TensorDetail of a variable (or `<name>.grad`) */
 export const tensor = (id, name, signal) =>
   call("GET", `${session(id)}/tensors/${encodeURIComponent(name)}`, { signal });
+
+/**
+ * Check one element of a parameter's gradient against a central difference of the loss
+ * (DESIGN.md §5.1); the session does not move.
+ * @param {string} id
+ * @param {string} name a parameter, named as in `variables` (w1, model.0.weight)
+ * @param {number[]} index the element, one index per dimension
+ * @returns {Promise<Object>} {tensor, index, iteration, analytic, numeric, eps, rel_error, negligible, kink, grad}
+ */
+export const gradcheck = (id, name, index) =>
+  call("POST", `${session(id)}/gradcheck`, { body: { tensor: name, index } });
 
 /** Delete a session, also while the page unloads (keepalive). */
 export function deleteSession(id) {

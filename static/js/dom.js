@@ -40,6 +40,16 @@ function fill(element, props, children) {
 }
 
 /**
+ * Replace the children of `element`, skipping the absent ones (null, undefined, false),
+ * which replaceChildren itself would write out as text.
+ * @param {Element} element
+ * @param {...(Node|string|null|undefined|false)} children
+ */
+export function replace(element, ...children) {
+  element.replaceChildren(...children.filter((child) => child !== null && child !== undefined && child !== false));
+}
+
+/**
  * The element of `root` marked `data-field="name"`.
  * @param {ParentNode} root
  * @param {string} name

@@ -13,7 +13,45 @@ export function num(value) {
   if (value === 0) return "0";
   const magnitude = Math.abs(value);
   const text = magnitude >= 1e5 || magnitude < 1e-3 ? value.toExponential(2) : String(Number(value.toPrecision(4)));
-  return text.replace("-", "−");
+  return text.replaceAll("-", "−");
+}
+
+/**
+ * A number in six significant digits, enough to check a sum or a product by hand;
+ * "–" for none. Integers stay whole.
+ * @param {number|null|undefined} value
+ * @returns {string}
+ */
+export function precise(value) {
+  if (value === null || value === undefined) return "–";
+  if (typeof value !== "number") return String(value);
+  if (!Number.isFinite(value)) return num(value);
+  if (value === 0) return "0";
+  if (Number.isInteger(value) && Math.abs(value) < 1e15) return String(value).replaceAll("-", "−");
+  const magnitude = Math.abs(value);
+  const text = magnitude >= 1e6 || magnitude < 1e-4 ? value.toExponential(5).replace(/\.?0+e/, "e") : String(Number(value.toPrecision(6)));
+  return text.replaceAll("-", "−");
+}
+
+/**
+ * A Python number or boolean of the lesson as Python prints it (True, False, None).
+ * @param {number|boolean|null} value null: not finite, or an integer too large for JSON
+ * @returns {string}
+ */
+export function scalar(value) {
+  if (value === true) return "True";
+  if (value === false) return "False";
+  if (value === null || value === undefined) return "None";
+  return precise(value);
+}
+
+/**
+ * An element's index as Python writes it: [0, 1].
+ * @param {number[]} index
+ * @returns {string}
+ */
+export function index(index) {
+  return `[${index.join(", ")}]`;
 }
 
 /**

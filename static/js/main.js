@@ -6,16 +6,17 @@
 
 import * as api from "./api.js";
 import { ApiError } from "./api.js";
+import { Explainer } from "./explain.js";
 import * as url from "./state.js";
 import * as code from "./views/code.js";
 import * as config from "./views/config.js";
 import * as controls from "./views/controls.js";
 import * as detail from "./views/detail.js";
-import * as errors from "./views/error.js";
 import * as graphView from "./views/graph.js";
 import * as losses from "./views/losses.js";
 import * as optimizer from "./views/optimizer.js";
 import * as page from "./views/page.js";
+import * as scalars from "./views/scalars.js";
 import * as variables from "./views/variables.js";
 
 /** Steps of kind `event` per request of a run to the end, at first; then tuned. */
@@ -33,6 +34,8 @@ class Explorer {
     this.state = null;
     /** The variables one move earlier, to mark what the last move changed. */
     this.before = null;
+    /** The module-level numbers one move earlier, likewise. */
+    this.beforeScalars = null;
     /** The name of the variable whose details are open. */
     this.selectedVar = null;
     /** The id of the graph node whose details are open. */
@@ -46,14 +49,13 @@ class Explorer {
     this.queue = Promise.resolve();
     this.queued = 0;
     this.detailAbort = null;
+    /** Ledgers, linked views, gradient checks and the in-place error's trail. */
+    this.explain = new Explainer(this);
   }
 
   start() {
     controls.bind({ onAction: (name) => this.enqueue(() => this.act(name)), onCancel: () => this.cancel() });
-    code.bind({ onLang: (lang) => this.setLang(lang) });
-    graphView.bind({ onSelect: (id) => this.selectNode(id) });
-    variables.bind({ onSelect: (name) => this.selectVariable(name) });
-    detail.bind({ onOpen: (name) => this.selectVariable(name), onClose: () => this.selectVariable(null) });
+    this.explain.bind();
     config.bind({
       onApply: (values) => this.enqueue(() => this.open(url.overrides(values, this.lesson.defaults), 0, true)),
       onDefaults: () => config.render(this.lesson.defaults),
@@ -97,18 +99,18 @@ class Explorer {
    * @param {boolean} push whether this makes a new history entry
    */
   async open(overrides, cursor, push) {
-    const refuse = (detail) => {
+    const refuse = (detail, fieldErrors) => {
       config.render({ ...this.lesson.defaults, ...overrides });
-      config.showError(detail, this.lesson.fields);
+      config.showError(detail, this.lesson.fields, fieldErrors ?? []);
       if (!this.state) controls.idle("fix the configuration to start");
     };
     const check = await api.checkConfig(this.lesson.id, overrides);
-    if (!check.valid) return refuse(check.detail);
+    if (!check.valid) return refuse(check.detail, check.errors);
     let state;
     try {
       state = await api.createSession(this.lesson.id, overrides);
     } catch (error) {
-      if (error instanceof ApiError && error.status === 422) return refuse(error.detail);
+      if (error instanceof ApiError && error.status === 422) return refuse(error.detail, error.errors);
       throw error;
     }
     config.clearErrors();
@@ -186,17 +188,21 @@ class Explorer {
    *   replace the current one, null: leave history alone; mark: show what changed
    */
   async show(state, { push, mark = true }) {
+    // First, as it moves the session: the graph must be read back at `state`'s cursor.
+    const failing = await this.explain.prepare(state);
     const [graph, svg] = await Promise.all([api.graph(state.id), api.graphSvg(state.id)]);
     const painting = performance.now();
     this.before = mark && this.state ? this.state.variables : null;
+    this.beforeScalars = mark && this.state ? this.state.scalars ?? {} : null;
     this.state = state;
     this.graph = graph;
     const iterations = state.config.iterations;
     if (this.selectedNode && !graph.nodes.some((n) => n.id === this.selectedNode)) this.selectedNode = null;
     graphView.render(graph, svg, this.selectedNode);
-    variables.render(state.variables, this.before, this.selectedVar);
+    variables.render(state.variables, this.before, this.selectedVar, state.frames ?? []);
+    scalars.render(state.scalars, this.beforeScalars, this.lang);
     code.render(state, { lang: this.lang, iterations });
-    errors.render(state.error, this.lang);
+    this.explain.paint(failing);
     optimizer.render(state.optimizer);
     losses.render(state.losses, iterations);
     config.render(state.config);
@@ -211,14 +217,17 @@ class Explorer {
   selectVariable(name) {
     this.selectedVar = name;
     if (!name) detail.close();
-    if (this.state) variables.render(this.state.variables, this.before, this.selectedVar);
+    if (this.state) variables.render(this.state.variables, this.before, this.selectedVar, this.state.frames ?? []);
+    this.explain.renderLinks();
     this.refreshDetail();
   }
 
-  /** Open (or close, with null) the details of a graph node. */
+  /** Open (or close, with null) the details of a graph node; its ledger shows in the card. */
   selectNode(id) {
     this.selectedNode = id;
-    if (this.graph) graphView.render(this.graph, null, id);
+    if (!this.graph) return;
+    graphView.render(this.graph, null, id);
+    this.explain.selected(id);
   }
 
   /** Fetch the detail of the selected variable at the current cursor. */
@@ -238,7 +247,8 @@ class Explorer {
     const abort = new AbortController();
     this.detailAbort = abort;
     try {
-      detail.render(name, await api.tensor(this.state.id, name, abort.signal));
+      const check = this.explain.checkable(name);
+      detail.render(name, await api.tensor(this.state.id, name, abort.signal), { check });
     } catch (error) {
       if (error.name === "AbortError") return;
       detail.pending(name, error instanceof ApiError ? error.detail : String(error));
@@ -250,7 +260,8 @@ class Explorer {
     localStorage.setItem("agx.lang", lang);
     if (!this.state) return;
     code.render(this.state, { lang, iterations: this.state.config.iterations });
-    errors.render(this.state.error, lang);
+    scalars.render(this.state.scalars, this.beforeScalars, lang);
+    this.explain.relabel();
   }
 
   /** Report a failed action; rebuild the session if the server no longer has it. */

@@ -153,7 +153,7 @@ def test_the_inplace_error_is_explained_with_version_counters(explorer: Explorer
 
 
 def test_rows_and_nodes_open_their_details(explorer: Explorer, page: Page) -> None:
-    explorer.open("autograd", f"{SMALL}&cursor=26")
+    explorer.open("autograd", f"{SMALL}&cursor=25")  # MmBackward0 of the first backward
     explorer.variable("w1").get_by_role("button").click()
     detail = page.get_by_test_id("detail")
     expect(detail).to_be_visible()

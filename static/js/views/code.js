@@ -17,15 +17,52 @@ for (const p of document.getElementById("lesson-notes").content.querySelectorAll
 /** @type {HTMLElement|null} */
 let current = null;
 
+/** Marks other views put on lines, by kind: the lines each kind marks now. */
+const marks = new Map();
+
 /**
- * Wire the language toggle of the notes.
- * @param {{onLang: (lang: string) => void}} handlers
+ * Wire the language toggle of the notes, and hovering a line (linked views).
+ * @param {{onLang: (lang: string) => void, onHover?: (line: number|null) => void}} handlers
  */
-export function bind({ onLang }) {
+export function bind({ onLang, onHover = () => {} }) {
   note.addEventListener("click", (event) => {
     const button = event.target.closest("button[data-lang]");
     if (button) onLang(button.dataset.lang);
   });
+  let hovered = null;
+  list.addEventListener("mouseover", (event) => {
+    const item = event.target.closest?.("li[data-line]");
+    const line = item ? Number(item.dataset.line) : null;
+    if (line !== hovered) onHover((hovered = line));
+  });
+  list.addEventListener("mouseleave", () => {
+    if (hovered !== null) onHover((hovered = null));
+  });
+}
+
+/**
+ * Mark lines for another view: `linked` (the graph node hovered or selected made them),
+ * `source` (the custom backward shown in the ledger), `failed` (the line that raised).
+ * Each kind replaces its own earlier marks.
+ * @param {"linked"|"source"|"failed"} kind
+ * @param {number[]} lines 1-based line numbers; empty to clear
+ * @param {{reveal?: boolean}} [options] reveal: scroll the first one into view
+ */
+export function mark(kind, lines, { reveal: show = false } = {}) {
+  for (const item of marks.get(kind) ?? []) item.classList.remove(`mark-${kind}`);
+  const items = lines.map((n) => list.querySelector(`li[data-line="${n}"]`)).filter(Boolean);
+  for (const item of items) item.classList.add(`mark-${kind}`);
+  marks.set(kind, items);
+  if (show && items.length) reveal(items[0]);
+}
+
+/**
+ * The text of a line of the lesson's source.
+ * @param {number} line
+ * @returns {string}
+ */
+export function lineText(line) {
+  return list.querySelector(`li[data-line="${line}"] code`)?.textContent ?? "";
 }
 
 /**
@@ -36,11 +73,11 @@ export function bind({ onLang }) {
 export function render(state, { lang, iterations }) {
   const line = state.done ? null : state.line;
   const next = line ? list.querySelector(`li[data-line="${line}"]`) : null;
-  if (next !== current) {
+  const moved = next !== current;
+  if (moved) {
     current?.removeAttribute("aria-current");
     next?.setAttribute("aria-current", "step");
     current = next;
-    if (next) reveal(next);
   }
   list.dataset.event = state.event?.kind ?? "";
 
@@ -56,6 +93,8 @@ export function render(state, { lang, iterations }) {
       : `t = ${int(state.iteration)} · iteration ${int(state.iteration + 1)} of ${int(iterations)}`;
 
   renderNote(line, lang, state.done);
+  // After the note: its length changes how much of the code is in sight.
+  if (moved && next) reveal(next);
 }
 
 /**

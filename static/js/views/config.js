@@ -74,28 +74,38 @@ export function read() {
 }
 
 /**
- * Show the API's sentence next to the field it names (or above the form), and open the form.
- * @param {string} message
+ * Show the API's sentences next to the fields they name (or above the form), open the
+ * form and focus the first bad field.
+ * @param {string} message the API's `detail`: the first error's sentence
  * @param {string[]} fields the lesson's settings
+ * @param {{field: string, detail: string}[]} [errors] every invalid field, when the API listed them
  */
-export function showError(message, fields) {
+export function showError(message, fields, errors = []) {
   clearErrors();
-  const name = fields.find((f) => message.startsWith(`${f} `) || message.startsWith(`${f}:`));
   panel.open = true;
-  if (name) {
-    const box = form.querySelector(`[data-field-name="${name}"]`);
+  const listed = errors.length ? errors : [{ field: fields.find((f) => message.startsWith(`${f} `) || message.startsWith(`${f}:`)), detail: message }];
+  const elsewhere = [];
+  let first = null;
+  for (const { field: name, detail } of listed) {
+    const box = name && fields.includes(name) ? form.querySelector(`[data-field-name="${name}"]`) : null;
+    if (!box) {
+      elsewhere.push(detail);
+      continue;
+    }
     const text = box.querySelector(".field-error");
-    text.textContent = message;
+    text.textContent = text.hidden ? detail : `${text.textContent} ${detail}`;
     text.hidden = false;
     box.classList.add("invalid");
     const input = form.elements.namedItem(name);
     input.setAttribute("aria-invalid", "true");
-    input.focus();
-  } else {
+    first ??= input;
+  }
+  if (elsewhere.length) {
     const text = field(form, "form-error");
-    text.textContent = message;
+    text.textContent = elsewhere.join(" ");
     text.hidden = false;
   }
+  first?.focus();
 }
 
 /** Remove every error message. */

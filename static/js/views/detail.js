@@ -1,24 +1,57 @@
-/** The tensor detail panel: stats, histogram, a heatmap of the top-left block, its .grad. */
+/**
+ * The tensor detail panel: stats, histogram, a heatmap of the top-left block, its .grad;
+ * on a parameter's gradient, each value is a button that checks it numerically.
+ */
 
-import { field, h, svg } from "../dom.js";
-import { num, shape } from "../format.js";
+import { field, h, replace, svg } from "../dom.js";
+import { index as written, num, precise, shape } from "../format.js";
 
 const panel = /** @type {HTMLElement} */ (document.querySelector(".detail-panel"));
 
+/** Relative error under which an analytic and a numeric gradient agree. */
+const AGREE = 1e-3;
+
+/** Arrow keys → the move they make in a grid of values: [rows, columns]. */
+const MOVES = { ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1] };
+
 /**
- * Wire the close button and the link to a tensor's .grad.
- * @param {{onOpen: (name: string) => void, onClose: () => void}} handlers
+ * Wire the close button, the link to a tensor's .grad and the gradient check.
+ * @param {{onOpen: (name: string) => void, onClose: () => void,
+ *   onCheck: (tensor: string, index: number[]) => void}} handlers
  */
-export function bind({ onOpen, onClose }) {
+export function bind({ onOpen, onClose, onCheck }) {
   panel.addEventListener("click", (event) => {
     const button = event.target.closest("button");
     if (!button) return;
     if (button.dataset.action === "close-detail") onClose();
     else if (button.dataset.open) onOpen(button.dataset.open);
+    else if (button.dataset.check) {
+      rove(button);
+      for (const other of button.closest("table").querySelectorAll("button[aria-current]")) other.removeAttribute("aria-current");
+      button.setAttribute("aria-current", "true");
+      onCheck(button.dataset.check, button.dataset.index.split(",").map(Number));
+    }
   });
   panel.addEventListener("keydown", (event) => {
     if (event.key === "Escape") onClose();
+    const move = MOVES[event.key];
+    const cell = event.target.closest?.("button[data-check]");
+    if (!move || !cell) return;
+    // The arrows move within the grid here, rather than step the program.
+    event.preventDefault();
+    const [i, j] = cell.dataset.cell.split(",").map(Number);
+    const next = cell.closest("table").querySelector(`button[data-cell="${i + move[0]},${j + move[1]}"]`);
+    if (next) {
+      rove(next);
+      next.focus();
+    }
   });
+}
+
+/** Make `button` the one value of its grid that Tab reaches. */
+function rove(button) {
+  for (const other of button.closest("table").querySelectorAll("button[data-check]")) other.tabIndex = -1;
+  button.tabIndex = 0;
 }
 
 /** Hide the panel. */
@@ -41,8 +74,10 @@ export function pending(name, message = "Loading…") {
  * Show a TensorDetail.
  * @param {string} name the variable (or `<variable>.grad`)
  * @param {Object} t TensorDetail
+ * @param {{check?: string|null}} [options] check: the parameter whose gradient these values
+ *   are, to offer a numerical check of each one
  */
-export function render(name, t) {
+export function render(name, t, { check = null } = {}) {
   panel.hidden = false;
   field(panel, "detail-name").textContent = name;
   const stats = t.stats ?? {};
@@ -65,7 +100,11 @@ export function render(name, t) {
   const parts = [h("dl", { class: "facts two-col" }, ...facts.flatMap(([k, v]) => [h("dt", { text: k }), h("dd", { text: v })]))];
   if (t.histogram?.counts?.length) parts.push(h("h3", { text: "Histogram" }), histogram(t.histogram));
   if (t.preview !== undefined && t.preview !== null) {
-    parts.push(h("h3", { text: "Values (top-left block)" }), heatmap(t.preview));
+    const checkable = check && Array.isArray(t.preview);
+    parts.push(h("h3", { text: "Values (top-left block)" }));
+    if (checkable) parts.push(h("p", { class: "check-hint", text: `Check this gradient: choose a value to compare it with a numerical derivative of the loss (arrow keys move between values).` }));
+    parts.push(heatmap(t.preview, checkable ? { tensor: check, name } : null));
+    if (checkable) parts.push(h("div", { class: "gradcheck", "data-field": "gradcheck", "aria-live": "polite" }));
   }
   if (t.grad) {
     parts.push(
@@ -105,11 +144,78 @@ function histogram({ edges, counts }) {
 }
 
 /**
+ * Say that the check of one element is on its way.
+ * @param {string} tensor
+ * @param {number[]} index
+ */
+export function checking(tensor, index) {
+  const box = panel.querySelector('[data-field="gradcheck"]');
+  if (!box) return;
+  box.dataset.state = "pending";
+  box.replaceChildren(h("p", { class: "muted", text: `Checking d loss / d ${tensor}${written(index)}: re-running this iteration's forward pass in float64…` }));
+}
+
+/**
+ * Show the API's gradient check of one element, or the sentence why it cannot run now.
+ * @param {Object|null} result the API's gradcheck answer
+ * @param {string|null} [refusal] the API's sentence when it refused (409, 422)
+ */
+export function showCheck(result, refusal = null) {
+  const box = panel.querySelector('[data-field="gradcheck"]');
+  if (!box) return;
+  if (!result) {
+    box.dataset.state = "refused";
+    box.replaceChildren(h("p", { class: "check-refused", "data-field": "check-refusal", text: refusal ?? "The check could not run." }));
+    return;
+  }
+  const agree = result.rel_error < AGREE;
+  box.dataset.state = agree ? "agree" : "differ";
+  const rows = [
+    /** analytic: this iteration's gradient at the element, as backward computed it. */
+    ["analytic", result.analytic, "check-analytic", "backward's gradient of this iteration's loss"],
+    /** numeric: (loss(w + ε) − loss(w − ε)) / 2ε, re-running the iteration in float64. */
+    ["numeric", result.numeric, "check-numeric", `central difference, ε = ${precise(result.eps)}, float64`],
+    /** rel_error: |analytic − numeric| / max(|analytic|, |numeric|). */
+    ["relative error", result.rel_error, "check-rel-error", "|a − n| / max(|a|, |n|)"],
+  ];
+  if (result.grad !== result.analytic) {
+    /** .grad at the element: with zero_grad off, the sum of every iteration's share so far. */
+    rows.push(["accumulated .grad", result.grad, "check-grad", "includes earlier iterations' gradients"]);
+  }
+  const flags = [];
+  if (result.kink) flags.push(h("li", { "data-field": "check-kink", text: "kink: the difference crossed a ReLU's corner, where the loss has no derivative; a gap there is expected, not a bug." }));
+  if (result.negligible) flags.push(h("li", { "data-field": "check-negligible", text: "negligible: |analytic| is below 1 % of the largest |gradient|, so rounding dominates the relative error." }));
+  const verdict = agree
+    ? `They agree (relative error below ${precise(AGREE)}): backward computed this element of the chain rule correctly.`
+    : result.kink || result.negligible
+      ? "They differ, for the reason flagged below."
+      : `They differ by more than ${precise(AGREE)} relative: worth a closer look.`;
+  replace(
+    box,
+    /** The element checked and the training iteration whose loss was differentiated. */
+    h("h4", { text: `d loss / d ${result.tensor}${written(result.index)} · iteration ${result.iteration}` }),
+    h(
+      "dl",
+      { class: "facts" },
+      ...rows.flatMap(([label, value, name, hint]) => [
+        h("dt", { text: label }),
+        h("dd", { "data-field": name, data: { value: String(value) }, title: hint }, precise(value), h("span", { class: "muted", text: ` · ${hint}` })),
+      ]),
+    ),
+    h("p", { class: agree ? "verdict agree" : "verdict differ", text: verdict }),
+    flags.length ? h("ul", { class: "check-flags" }, ...flags) : null,
+  );
+}
+
+/**
  * The preview block as a table whose cells are tinted by sign and magnitude.
  * @param {number|number[]|number[][]} preview at most 8×8 values
+ * @param {{tensor: string, name: string}|null} check the parameter whose gradient these are:
+ *   each value becomes a button that checks it
  */
-function heatmap(preview) {
+function heatmap(preview, check = null) {
   const rows = Array.isArray(preview) ? (Array.isArray(preview[0]) ? preview : [preview]) : [[preview]];
+  const vector = Array.isArray(preview) && !Array.isArray(preview[0]);
   const flat = rows.flat(Infinity).filter((v) => typeof v === "number" && Number.isFinite(v));
   const scale = Math.max(...flat.map(Math.abs), 1e-30);
   return h(
@@ -121,12 +227,25 @@ function heatmap(preview) {
       h(
         "tbody",
         {},
-        ...rows.map((values) =>
+        ...rows.map((values, i) =>
           h(
             "tr",
             {},
-            ...(Array.isArray(values) ? values : [values]).map((value) => {
-              const cell = h("td", { class: typeof value === "number" && value < 0 ? "neg" : "pos", text: num(value), title: String(value) });
+            ...(Array.isArray(values) ? values : [values]).map((value, j) => {
+              const cell = h("td", { class: typeof value === "number" && value < 0 ? "neg" : "pos", title: String(value) });
+              if (check) {
+                const element = vector ? [j] : [i, j];
+                cell.append(
+                  h("button", {
+                    type: "button",
+                    class: "cell",
+                    tabindex: i === 0 && j === 0 ? "0" : "-1",
+                    data: { check: check.tensor, index: element.join(","), cell: `${i},${j}` },
+                    "aria-label": `${check.name}${written(element)} = ${precise(value)}: check this gradient`,
+                    text: num(value),
+                  }),
+                );
+              } else cell.textContent = num(value);
               if (typeof value === "number" && Number.isFinite(value)) {
                 cell.style.setProperty("--a", (Math.abs(value) / scale).toFixed(3));
               }

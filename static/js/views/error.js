@@ -1,8 +1,57 @@
-/** The error panel: the exception the lesson raised, explained in plain words. */
+/**
+ * The error panel: the exception the lesson raised, explained in plain words; for the
+ * in-place error, the line that failed, the node whose saved tensor went stale and a way
+ * back to the operation that changed it.
+ */
 
-import { field, h } from "../dom.js";
+import { field, h, replace } from "../dom.js";
 
 const panel = /** @type {HTMLElement} */ (document.querySelector(".error-panel"));
+
+/**
+ * Wire the links of the panel.
+ * @param {{onLine: (line: number) => void, onWhere: (stale: Stale) => void}} handlers
+ */
+export function bind({ onLine, onWhere }) {
+  panel.addEventListener("click", (event) => {
+    const button = event.target.closest("button");
+    if (button?.dataset.gotoLine) onLine(Number(button.dataset.gotoLine));
+    else if (button?.dataset.action === "where-changed" && shownStale) onWhere(shownStale);
+  });
+}
+
+/**
+ * @typedef {Object} Stale a tensor saved for backward and modified in place since
+ * @property {string} node the name of the node that saved it, e.g. SigmoidBackward0
+ * @property {string} nodeId that node's id in the graph
+ * @property {string} saved the name it is saved under (result, self, …)
+ * @property {string|null} of its name in the lesson's scope
+ * @property {number} versionSaved its version counter when autograd saved it
+ * @property {number} versionNow its version counter now
+ */
+
+/** The stale tensor on screen, for the "Show where it changed" button. */
+let shownStale = null;
+
+/** The panel's own words about where the error comes from. */
+const WHERE = {
+  en: {
+    line: (n) => `Raised by line ${n}:`,
+    stale: (s) => [`${s.node} saved `, code(s.of ?? s.saved), ` (as ${s.saved}) at version ${s.versionSaved}; `, code(s.of ?? s.saved), ` is now at version ${s.versionNow}.`],
+    button: "Show where it changed",
+    searching: "Looking back for the operation that changed it…",
+  },
+  zh: {
+    line: (n) => `由第 ${n} 行引发：`,
+    stale: (s) => [`${s.node} 在版本 ${s.versionSaved} 时保存了 `, code(s.of ?? s.saved), `（保存为 ${s.saved}）；`, code(s.of ?? s.saved), ` 现在的版本是 ${s.versionNow}。`],
+    button: "显示在哪里被修改",
+    searching: "正在往回查找修改它的运算……",
+  },
+};
+
+function code(text) {
+  return h("code", { text });
+}
 
 /**
  * Explanations of errors a lesson can raise, each a test on the message and paragraphs
@@ -40,9 +89,12 @@ const EXPLANATIONS = [
  * Show the state's error, or hide the panel when there is none.
  * @param {null|{type: string, message: string}} error
  * @param {string} lang "en" or "zh"
+ * @param {{line?: number|null, lineText?: string, stale?: Stale|null}} [where] the line
+ *   that raised it and, for the in-place error, the saved tensor that went stale
  */
-export function render(error, lang) {
+export function render(error, lang, { line = null, lineText = "", stale = null } = {}) {
   panel.hidden = !error;
+  shownStale = error ? stale : null;
   if (!error) return;
   /** The exception's class, e.g. RuntimeError. */
   field(panel, "error-type").textContent = error.type;
@@ -54,10 +106,39 @@ export function render(error, lang) {
   const paragraphs = explanation
     ? explanation[lang] ?? explanation.en
     : [lang === "zh" ? "课程程序在刚运行的那一行抛出了这个异常。" : "The lesson program raised this exception on the line that ran last."];
+  const words = WHERE[lang] ?? WHERE.en;
+  const where = field(panel, "error-where");
+  where.lang = lang;
+  replace(
+    where,
+    /** The 1-based line of the lesson that raised the exception. */
+    line ? h("p", { "data-field": "failing-line" }, words.line(line), " ", h("button", { type: "button", class: "link code-link", data: { gotoLine: String(line) } }, code(lineText.trim() || `line ${line}`))) : null,
+    /** The saved tensor's version counter when saved and now: they differ, so backward refuses. */
+    stale ? h("p", { "data-field": "stale", data: { node: stale.nodeId } }, ...words.stale(stale)) : null,
+    stale?.of ? h("button", { type: "button", class: "btn small", data: { action: "where-changed" }, text: words.button }) : null,
+  );
+  where.hidden = !line && !stale;
   const box = field(panel, "error-explain");
   box.lang = explanation?.[lang] ? lang : "en";
   box.replaceChildren(
     h("h3", { text: lang === "zh" ? "这是什么意思？" : "What does this mean?" }),
     ...paragraphs.map((text) => h("p", { text: fill(text) })),
   );
+}
+
+/**
+ * Say that the search for the operation that changed the stale tensor is on its way, or
+ * why it found none.
+ * @param {string|null} message null: searching
+ * @param {string} lang
+ */
+export function searching(message, lang) {
+  const button = panel.querySelector('[data-action="where-changed"]');
+  if (!button) return;
+  let note = panel.querySelector('[data-field="where-note"]');
+  if (!note) {
+    note = h("p", { class: "muted", "data-field": "where-note" });
+    button.after(note);
+  }
+  note.textContent = message ?? (WHERE[lang] ?? WHERE.en).searching;
 }

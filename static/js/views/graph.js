@@ -19,12 +19,23 @@ let panZoom = null;
 let userMoved = false;
 /** Whether a pan or zoom comes from this module rather than the user. */
 let moving = false;
+/** Ids of the nodes another view links to (a variable's nodes, a code line's nodes). */
+let linked = new Set();
 
 /**
  * Wire node selection and the zoom buttons.
- * @param {{onSelect: (id: string|null) => void}} handlers
+ * @param {{onSelect: (id: string|null) => void, onHover?: (id: string|null) => void}} handlers
  */
-export function bind({ onSelect }) {
+export function bind({ onSelect, onHover = () => {} }) {
+  // Hover and keyboard focus both say "this node": the linked views follow either.
+  let hovered = null;
+  const hover = (id) => {
+    if (id !== hovered) onHover((hovered = id));
+  };
+  box.addEventListener("mouseover", (event) => hover(event.target.closest?.("g.node")?.id ?? null));
+  box.addEventListener("mouseleave", () => hover(null));
+  box.addEventListener("focusin", (event) => hover(event.target.closest?.("g.node")?.id ?? null));
+  box.addEventListener("focusout", () => hover(null));
   box.addEventListener("click", (event) => {
     const group = event.target.closest?.("g.node");
     if (group) onSelect(group.id);
@@ -100,10 +111,20 @@ export function render(graph, markup, selected) {
     group.classList.toggle("stale", Boolean(node?.saved?.some((s) => s.stale)));
     group.classList.toggle("focus", id === graph.focus);
     group.classList.toggle("selected", id === selected);
+    group.classList.toggle("linked", linked.has(id));
     group.setAttribute("aria-pressed", String(id === selected));
   }
   if (graph.focus && userMoved) keepInView(groups.get(graph.focus));
   renderInfo(selected ? byId.get(selected) : null);
+}
+
+/**
+ * Highlight the nodes another view points at (the others lose the highlight).
+ * @param {Iterable<string>} ids node ids
+ */
+export function link(ids) {
+  linked = new Set(ids);
+  for (const [id, group] of groups) group.classList.toggle("linked", linked.has(id));
 }
 
 /** Replace the SVG on screen, keeping the user's pan and zoom if they set one. */
@@ -217,6 +238,8 @@ function renderInfo(node) {
     ["shape", shape(node.shape)],
   ];
   if (node.tensors?.length) rows.push(["variables", node.tensors.join(", ")]);
+  /** The lesson line whose forward op created the node (marked in the code panel). */
+  if (node.line) rows.push(["created on", `line ${node.line}`]);
   if (node.kind === "function") rows.push(["executed", node.executed ? "yes: backward ran it" : "not yet"]);
   /** Gradients an AccumulateGrad receives in one backward pass: one per use of its leaf. */
   if (node.grad_count !== undefined) rows.push(["gradients per pass", String(node.grad_count)]);

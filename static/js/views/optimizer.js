@@ -1,6 +1,6 @@
 /** The optimizer panel: the optimizer's type and its per-parameter state. */
 
-import { h } from "../dom.js";
+import { h, replace } from "../dom.js";
 import { num, shape } from "../format.js";
 
 const box = /** @type {HTMLElement} */ (document.querySelector('.optim-panel [data-field="optimizer"]'));
@@ -34,7 +34,8 @@ export function render(optimizer) {
       ),
     );
   });
-  box.replaceChildren(
+  replace(
+    box,
     h("p", {}, h("span", { class: "chip", text: optimizer.type }), params.length ? "" : " no state: Adam and SGD with momentum make theirs at the first optimizer.step(); plain SGD keeps none"),
     params.length
       ? h(

@@ -1,32 +1,119 @@
-/** The variables panel: one row per tensor in scope, marking what the last step changed. */
+/**
+ * The variables panel: one row per tensor in scope, marking what the last step changed.
+ * While a lesson function runs, its frame is drawn apart from the globals, as Python Tutor
+ * does: a section per active frame with its locals (tensors and numbers).
+ */
 
 import { field, h } from "../dom.js";
-import { num, shape } from "../format.js";
+import { num, scalar, shape } from "../format.js";
 
 const panel = /** @type {HTMLElement} */ (document.querySelector(".vars-panel"));
-const body = /** @type {HTMLTableSectionElement} */ (panel.querySelector("tbody"));
+const table = /** @type {HTMLTableElement} */ (panel.querySelector('[data-testid="variables"]'));
+/** Columns of the table, for the rows that span it. */
+const COLUMNS = 6;
 
 /**
- * Wire row selection.
- * @param {{onSelect: (name: string) => void}} handlers
+ * Wire row selection, and hovering a row (linked views).
+ * @param {{onSelect: (name: string) => void, onHover?: (name: string|null) => void}} handlers
  */
-export function bind({ onSelect }) {
-  body.addEventListener("click", (event) => {
+export function bind({ onSelect, onHover = () => {} }) {
+  table.addEventListener("click", (event) => {
     const row = event.target.closest("tr[data-name]");
     if (row) onSelect(row.dataset.name);
   });
+  let hovered = null;
+  const hover = (name) => {
+    if (name !== hovered) onHover((hovered = name));
+  };
+  table.addEventListener("mouseover", (event) => hover(event.target.closest?.("tr[data-name]")?.dataset.name ?? null));
+  table.addEventListener("mouseleave", () => hover(null));
+  table.addEventListener("focusin", (event) => hover(event.target.closest?.("tr[data-name]")?.dataset.name ?? null));
+  table.addEventListener("focusout", () => hover(null));
 }
 
 /**
+ * @typedef {Object} Frame a State `frames` entry: an active function of the lesson
+ * @property {string} function its qualified name, e.g. DynamicNet.forward
+ * @property {number} line the line it is at
+ * @property {Object<string, Object>} variables its tensor locals, name → TensorSummary
+ * @property {Object<string, number|boolean|null>} scalars its number and boolean locals
+ */
+
+/**
  * Show the variables of the current state.
- * @param {Object<string, Object>} variables name → TensorSummary, now
+ * @param {Object<string, Object>} variables name → TensorSummary, now (the innermost
+ *   frame's locals included, as the API gives them)
  * @param {Object<string, Object>|null} before the same one step earlier (null: mark nothing)
  * @param {string|null} selected the variable whose details are open
+ * @param {Frame[]} [frames] the active lesson functions, innermost last
+ * @param {Set<string>} [linked] variables another view points at (a graph node's tensors)
  */
-export function render(variables, before, selected) {
-  const rows = Object.entries(variables).map(([name, summary]) => row(name, summary, before, selected));
-  body.replaceChildren(...rows);
-  field(panel, "vars-empty").hidden = rows.length > 0;
+export function render(variables, before, selected, frames = [], linked = new Set()) {
+  const innermost = frames.at(-1);
+  const locals = new Set(Object.keys(innermost?.variables ?? {}).filter((name) => name in variables));
+  const make = (name, summary) => row(name, summary, before, selected, linked.has(name));
+  const globals = Object.entries(variables).filter(([name]) => !locals.has(name));
+  const sections = [
+    h(
+      "tbody",
+      { class: "frame-globals", data: { frame: "globals" } },
+      frames.length ? head("Global frame", "module-level names of the lesson") : null,
+      ...globals.map(([name, summary]) => make(name, summary)),
+    ),
+    ...frames.map((frame, depth) =>
+      h(
+        "tbody",
+        { class: "frame", data: { frame: frame.function, depth: String(depth + 1) } },
+        /** The line the frame is at: for the innermost, the line that runs next. */
+        head(frame.function, `line ${frame.line}`),
+        ...Object.entries(frame.scalars ?? {}).map(([name, value]) => scalarRow(name, value)),
+        ...Object.entries(frame.variables ?? {}).map(([name, summary]) =>
+          frame === innermost && locals.has(name) ? make(name, variables[name]) : outerRow(name, summary),
+        ),
+      ),
+    ),
+  ];
+  table.querySelectorAll("tbody").forEach((old) => old.remove());
+  table.append(...sections);
+  field(panel, "vars-empty").hidden = Object.keys(variables).length > 0 || frames.length > 0;
+}
+
+/**
+ * Highlight the rows of the variables another view points at.
+ * @param {Set<string>} names
+ */
+export function link(names) {
+  for (const tr of table.querySelectorAll("tr[data-name]")) tr.classList.toggle("linked", names.has(tr.dataset.name));
+}
+
+/** The heading row of a frame's section. */
+function head(title, meta) {
+  return h("tr", { class: "frame-head" }, h("th", { scope: "rowgroup", colspan: COLUMNS }, h("span", { class: "frame-name", text: title }), h("span", { class: "frame-meta", text: ` · ${meta}` })));
+}
+
+/** A number or boolean local of a frame: name = value. */
+function scalarRow(name, value) {
+  return h(
+    "tr",
+    { class: "scalar-row", data: { local: name } },
+    h("th", { scope: "row", text: name }),
+    /** The local's value, as Python would print it (six significant digits). */
+    h("td", { colspan: COLUMNS - 1, title: String(value), text: `= ${scalar(value)}` }),
+  );
+}
+
+/** A tensor local of an outer frame: shown, not selectable (the API opens the innermost scope's). */
+function outerRow(name, t) {
+  return h(
+    "tr",
+    { class: "outer-local", data: { local: name } },
+    h("th", { scope: "row", text: name }),
+    h("td", { text: shape(t.shape) }),
+    h("td", { text: String(t.version) }),
+    h("td", { text: t.requires_grad ? (t.is_leaf ? "leaf" : "yes") : "–" }),
+    h("td", { text: t.grad_fn ?? "–" }),
+    h("td", { text: t.grad ? num(t.grad.stats?.norm) : "–" }),
+  );
 }
 
 /**
@@ -34,8 +121,9 @@ export function render(variables, before, selected) {
  * @param {Object} t TensorSummary
  * @param {Object<string, Object>|null} before
  * @param {string|null} selected
+ * @param {boolean} isLinked another view points at it
  */
-function row(name, t, before, selected) {
+function row(name, t, before, selected, isLinked) {
   const old = before ? before[name] : undefined;
   const isNew = before !== null && old === undefined;
   const changed = {
@@ -47,7 +135,7 @@ function row(name, t, before, selected) {
   const any = isNew || Object.values(changed).some(Boolean);
   const what = isNew ? "new" : Object.keys(changed).filter((k) => changed[k]).join(", ");
   const cell = (text, hot = false, title = null) => h("td", { class: hot ? "hot" : null, title, text });
-  const classes = [any && "changed", isNew && "is-new", name === selected && "selected"].filter(Boolean);
+  const classes = [any && "changed", isNew && "is-new", name === selected && "selected", isLinked && "linked"].filter(Boolean);
   return h(
     "tr",
     {
