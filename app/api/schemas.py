@@ -154,6 +154,7 @@ class Event(_Out):
 class LessonError(_Out):
     type: str = Field(examples=["RuntimeError"])
     message: str
+    line: int | None = Field(default=None, description="The lesson line that raised it.")
 
 
 class Optimizer(_Out):

@@ -290,7 +290,7 @@ class Run:
         except _Abort:
             return False
         except BaseException as exc:  # the lesson's own error is its outcome
-            self.error = {"type": type(exc).__name__, "message": str(exc)}
+            self.error = {"type": type(exc).__name__, "message": str(exc), "line": self._line}
         finally:
             sys.settrace(None)
             self.frames.clear()
@@ -320,7 +320,7 @@ class Run:
             self.error = None
             if self._pending_error is not None:
                 exc = self._pending_error
-                self.error = {"type": type(exc).__name__, "message": str(exc)}
+                self.error = {"type": type(exc).__name__, "message": str(exc), "line": self._line}
                 self._pending_error = None
             if len(self.frames) == 1:
                 if self._line in self.program.update_lines and self.iteration >= 0:

@@ -7,7 +7,6 @@
 
 import * as api from "./api.js";
 import { ApiError } from "./api.js";
-import { findChange, MAX_WALK } from "./versions.js";
 import * as code from "./views/code.js";
 import * as detail from "./views/detail.js";
 import * as errors from "./views/error.js";
@@ -34,8 +33,6 @@ export class Explainer {
     this.preferSelected = false;
     /** What the pointer (or keyboard focus) is on, for the linked views. */
     this.hover = { node: null, variable: null, line: null };
-    /** "session:cursor" → the line that raised the error shown at that cursor. */
-    this.failing = new Map();
   }
 
   /** Wire hovering, the links to code lines, the gradient check and "Show where it changed". */
@@ -55,32 +52,21 @@ export class Explainer {
   }
 
   /**
-   * What must be fetched before a state is painted. It moves the session (there and back),
-   * so the caller reads the graph only after it.
-   * @param {Object} state
-   * @returns {Promise<number|null>} the line that raised the state's error, if any
-   */
-  async prepare(state) {
-    return state.error ? this.failingLine(state) : null;
-  }
-
-  /**
    * Paint the explanations of the state on screen: a step shows the new current event's
    * ledger, not a node selected earlier.
-   * @param {number|null} failing what prepare() found
    */
-  paint(failing) {
+  paint() {
     this.preferSelected = false;
+    const failing = this.model.state.error?.line ?? null;
     code.mark("failed", failing ? [failing] : [], { reveal: this.model.state.done });
-    this.renderError(failing);
+    this.renderError();
     this.renderLedger();
     this.renderLinks();
   }
 
   /** Repaint what depends on the language of the notes. */
   relabel() {
-    const { state } = this.model;
-    this.renderError(this.failing.get(`${state.id}:${state.cursor}`) ?? null);
+    this.renderError();
     this.renderLedger();
   }
 
@@ -144,44 +130,26 @@ export class Explainer {
   }
 
   /** The error panel, with the failing line and the stale saved tensor when there is one. */
-  renderError(failing) {
+  renderError() {
     const { graph, state, lang } = this.model;
+    const failing = state.error?.line ?? null;
     const node = graph?.nodes.find((n) => n.saved?.some((s) => s.stale));
     const saved = node?.saved.find((s) => s.stale);
     const stale = saved
-      ? { node: node.name, nodeId: node.id, saved: saved.name, of: saved.of ?? null, versionSaved: saved.version_saved, versionNow: saved.version_now }
+      ? { node: node.name, nodeId: node.id, saved: saved.name, of: saved.of ?? null, versionSaved: saved.version_saved, versionNow: saved.version_now, changedAt: saved.changed_at ?? null }
       : null;
     errors.render(state.error, lang, { line: failing, lineText: failing ? code.lineText(failing) : "", stale });
   }
 
   /**
-   * The line that raised the state's error: the line of the event before it. Found with
-   * two seeks (there and back), once per cursor.
-   * @param {Object} state a State with an error
-   * @returns {Promise<number|null>}
-   */
-  async failingLine(state) {
-    const key = `${state.id}:${state.cursor}`;
-    if (!this.failing.has(key) && state.cursor > 0) {
-      const previous = await api.seek(state.id, state.cursor - 1);
-      await api.seek(state.id, state.cursor);
-      this.failing.set(key, previous.line);
-    }
-    return this.failing.get(key) ?? null;
-  }
-
-  /**
-   * Go to the operation that changed a stale saved tensor: walk back until its version
-   * counter drops below today's.
+   * Go to the operation that changed a stale saved tensor: the engine records the cursor
+   * of the in-place op that bumped its version (`changed_at`).
    * @param {import("./views/error.js").Stale} stale
    */
   async whereChanged(stale) {
-    const { state, lang } = this.model;
-    if (!state || !stale.of) return;
-    errors.searching(null, lang);
-    const found = await findChange(state.id, stale.of, stale.versionNow, state.cursor);
-    if (found.state) await this.model.show(found.state, { push: true });
-    else errors.searching(`No operation in the last ${MAX_WALK} events changed ${stale.of}: step back to look further.`, lang);
+    const { state } = this.model;
+    if (!state || stale.changedAt === null) return;
+    await this.model.show(await api.seek(state.id, stale.changedAt), { push: true });
   }
 
   /**

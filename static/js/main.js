@@ -188,8 +188,6 @@ class Explorer {
    *   replace the current one, null: leave history alone; mark: show what changed
    */
   async show(state, { push, mark = true }) {
-    // First, as it moves the session: the graph must be read back at `state`'s cursor.
-    const failing = await this.explain.prepare(state);
     const [graph, svg] = await Promise.all([api.graph(state.id), api.graphSvg(state.id)]);
     const painting = performance.now();
     this.before = mark && this.state ? this.state.variables : null;
@@ -202,7 +200,7 @@ class Explorer {
     variables.render(state.variables, this.before, this.selectedVar, state.frames ?? []);
     scalars.render(state.scalars, this.beforeScalars, this.lang);
     code.render(state, { lang: this.lang, iterations });
-    this.explain.paint(failing);
+    this.explain.paint();
     optimizer.render(state.optimizer);
     losses.render(state.losses, iterations);
     config.render(state.config);

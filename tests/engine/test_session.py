@@ -101,9 +101,15 @@ def test_explorer_computes_what_the_plain_program_computes(
         if plain_error is None:
             assert state["error"] is None
         else:
+            line = next(
+                n
+                for n, text in enumerate(session.lesson.source.splitlines(), 1)
+                if "b.sum().backward()" in text
+            )
             assert state["error"] == {
                 "type": type(plain_error).__name__,
                 "message": str(plain_error),
+                "line": line,  # the line that raised it
             }
         assert state["done"] and state["phase"] == "done" and state["event"]["kind"] == "end"
     finally:

@@ -28,6 +28,7 @@ export function bind({ onLine, onWhere }) {
  * @property {string|null} of its name in the lesson's scope
  * @property {number} versionSaved its version counter when autograd saved it
  * @property {number} versionNow its version counter now
+ * @property {number|null} changedAt the cursor of the in-place op that changed it since
  */
 
 /** The stale tensor on screen, for the "Show where it changed" button. */
@@ -39,13 +40,11 @@ const WHERE = {
     line: (n) => `Raised by line ${n}:`,
     stale: (s) => [`${s.node} saved `, code(s.of ?? s.saved), ` (as ${s.saved}) at version ${s.versionSaved}; `, code(s.of ?? s.saved), ` is now at version ${s.versionNow}.`],
     button: "Show where it changed",
-    searching: "Looking back for the operation that changed it…",
   },
   zh: {
     line: (n) => `由第 ${n} 行引发：`,
     stale: (s) => [`${s.node} 在版本 ${s.versionSaved} 时保存了 `, code(s.of ?? s.saved), `（保存为 ${s.saved}）；`, code(s.of ?? s.saved), ` 现在的版本是 ${s.versionNow}。`],
     button: "显示在哪里被修改",
-    searching: "正在往回查找修改它的运算……",
   },
 };
 
@@ -115,7 +114,7 @@ export function render(error, lang, { line = null, lineText = "", stale = null }
     line ? h("p", { "data-field": "failing-line" }, words.line(line), " ", h("button", { type: "button", class: "link code-link", data: { gotoLine: String(line) } }, code(lineText.trim() || `line ${line}`))) : null,
     /** The saved tensor's version counter when saved and now: they differ, so backward refuses. */
     stale ? h("p", { "data-field": "stale", data: { node: stale.nodeId } }, ...words.stale(stale)) : null,
-    stale?.of ? h("button", { type: "button", class: "btn small", data: { action: "where-changed" }, text: words.button }) : null,
+    stale?.changedAt != null ? h("button", { type: "button", class: "btn small", data: { action: "where-changed" }, text: words.button }) : null,
   );
   where.hidden = !line && !stale;
   const box = field(panel, "error-explain");
@@ -124,21 +123,4 @@ export function render(error, lang, { line = null, lineText = "", stale = null }
     h("h3", { text: lang === "zh" ? "这是什么意思？" : "What does this mean?" }),
     ...paragraphs.map((text) => h("p", { text: fill(text) })),
   );
-}
-
-/**
- * Say that the search for the operation that changed the stale tensor is on its way, or
- * why it found none.
- * @param {string|null} message null: searching
- * @param {string} lang
- */
-export function searching(message, lang) {
-  const button = panel.querySelector('[data-action="where-changed"]');
-  if (!button) return;
-  let note = panel.querySelector('[data-field="where-note"]');
-  if (!note) {
-    note = h("p", { class: "muted", "data-field": "where-note" });
-    button.after(note);
-  }
-  note.textContent = message ?? (WHERE[lang] ?? WHERE.en).searching;
 }
