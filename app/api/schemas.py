@@ -255,7 +255,10 @@ class GraphNode(_Out):
     shape: list[int] | None
     saved: list[SavedTensor]
     executed: bool = Field(description="Backward already ran this node.")
-    tensors: list[str] | None = Field(default=None, description="Variables this node holds.")
+    tensors: list[str] | None = Field(
+        default=None,
+        description="Variables this node produced, holds (saved) or accumulates into.",
+    )
     grad_inputs: list[Grad | None] | None = None
     grad_outputs: list[Grad | None] | None = None
     ledger: Ledger | None = None

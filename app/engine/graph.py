@@ -139,6 +139,17 @@ def autograd_graph(run: Run) -> dict[str, Any]:
         nodes[out_id] = _tensor_node(out_id, "output", name, tensor)
         edges.append({"source": fn_id, "target": out_id})
 
+    # What each function node holds (its saved tensors) and accumulates into (its leaf),
+    # besides what it produced: the variables a view links to it.
+    for node in nodes.values():
+        if node["kind"] != "function":
+            continue
+        held = [saved["of"] for saved in node["saved"] if saved["of"]]
+        if node["id"].startswith("acc:"):
+            leaf = nodes.get(node["id"].removeprefix("acc:"))
+            held += leaf["tensors"] if leaf is not None else []
+        node["tensors"] += [name for name in dict.fromkeys(held) if name not in node["tensors"]]
+
     out_degree: dict[str, int] = {}
     for edge in edges:
         out_degree[edge["source"]] = out_degree.get(edge["source"], 0) + 1

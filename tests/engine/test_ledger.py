@@ -380,3 +380,19 @@ def test_a_backward_run_without_hooks_is_replayed_when_its_ledgers_are_shown(
         assert jumped.replays >= 1
     finally:
         jumped.close()
+
+
+def test_graph_nodes_name_the_variables_they_make_hold_and_accumulate_into() -> None:
+    session = _session("autograd", iterations=1)
+    try:
+        while session.state()["phase"] != "backward":
+            session.step(by="line")
+        nodes = session.graph()["nodes"]
+    finally:
+        session.close()
+    by_name: dict[str, list[list[str]]] = {}
+    for node in nodes:
+        by_name.setdefault(node["name"], []).append(node["tensors"])
+    assert sorted(by_name["torch::autograd::AccumulateGrad"]) == [["w1"], ["w2"]]
+    assert sorted(by_name["MmBackward0"]) == [["x"], ["y_pred", "w2"]]  # saved x; made y_pred
+    assert by_name["SumBackward0"] == [["loss"]]
