@@ -49,6 +49,12 @@ def engine_rows() -> list[Row]:
             _verdict(m["ratio"] <= bench_engine.TARGET_RATIO),
         ),
         (
+            "engine: one event step + state; one onto a backward node (its ledger written)",
+            f"{m['step'] * 1e6:.0f} µs; {m['node_step'] * 1e6:.0f} µs",
+            "–",
+            "–",
+        ),
+        (
             f"engine: seek back to the middle (cursor {m['middle']}), replayed from the start",
             f"{m['seek_back'] * 1e3:.0f} ms",
             "–",
