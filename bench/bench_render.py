@@ -52,7 +52,13 @@ def dynamic_net_graph(registry: NodeRegistry, depth: int = 6) -> dict[str, Any]:
         registry.add(tensor.grad_fn)
     scope = {"x": x, "y": y, "model": model, "h_relu": h_relu, "y_pred": y_pred, "loss": loss}
     run = types.SimpleNamespace(  # what autograd_graph reads of a paused Run
-        registry=registry, scope=scope, frame=None, in_module_frame=True, node=None, line_nodes=[]
+        registry=registry,
+        scope=scope,
+        frame=None,
+        in_module_frame=True,
+        node=None,
+        line_nodes=[],
+        changed_at={},
     )
     return autograd_graph(run)  # type: ignore[arg-type]
 
