@@ -160,7 +160,7 @@ class Run:
         self._line = program.first_line
         self.phase = program.phases.get(program.first_line, "setup")
         self.iteration = -1
-        self.error: dict[str, str] | None = None
+        self.error: dict[str, Any] | None = None
         self.done = False
         self.frames: list[FrameType] = []
         self.node: NodeRecord | None = None  # the node of the current op/node event
