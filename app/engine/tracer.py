@@ -11,6 +11,7 @@ the events it runs.
 from __future__ import annotations
 
 import gc
+import inspect
 import random
 import sys
 import threading
@@ -306,7 +307,12 @@ class Run:
         return True
 
     def _trace_call(self, frame: FrameType, event: str, arg: Any) -> Callable[..., Any] | None:
-        if frame.f_code.co_filename is not self._filename:
+        code = frame.f_code
+        if code.co_filename is not self._filename:
+            return None
+        if self.frames and not code.co_flags & inspect.CO_NEWLOCALS:
+            # A class body: its lines define methods, which are stepped when they run;
+            # stepping over a `class` statement is one step.
             return None
         self.frames.append(frame)
         return self._trace_local

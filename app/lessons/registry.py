@@ -201,25 +201,13 @@ def _training_loop(lesson_id: str, tree: ast.Module) -> ast.For:
     return loops[0]
 
 
-def anchor_lines(anchor: str, lines: list[str]) -> list[int]:
-    """The 1-based lines where ``anchor`` (one line's substring, or several in a row) starts."""
-    parts = anchor.split("\n")
-    return [
-        number
-        for number in range(1, len(lines) - len(parts) + 2)
-        if all(part in lines[number - 1 + k] for k, part in enumerate(parts))
-    ]
-
-
 def _notes(
     lesson_id: str, lines: list[str], anchored: dict[str, tuple[str, str]]
 ) -> dict[int, dict[str, str]]:
-    """Resolve notes keyed by anchor to line numbers: an anchor is a substring of exactly
-    one line, or lines joined by newlines that occur in a row just once (the note goes to
-    the first: `"@staticmethod\n    def forward"`)."""
+    """Resolve notes keyed by anchor (a substring of exactly one line) to line numbers."""
     notes: dict[int, dict[str, str]] = {}
     for anchor, (en, zh) in anchored.items():
-        hits = anchor_lines(anchor, lines)
+        hits = [number for number, line in enumerate(lines, start=1) if anchor in line]
         if len(hits) != 1:
             raise ValueError(
                 f"note anchor {anchor!r} of lesson {lesson_id} matches {len(hits)} lines, not 1"

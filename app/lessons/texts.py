@@ -576,18 +576,6 @@ TEXTS: dict[str, LessonText] = {
         ),
         notes={
             "import torch": _IMPORT_TORCH_AUTOGRAD,
-            "@staticmethod\ndef forward(ctx, input):": (
-                "@staticmethod makes forward a static method: it is called on the class "
-                "(through apply), with no self; everything one call needs travels in ctx.",
-                "@staticmethod 把 forward 定义为静态方法：它通过 apply 在类上调用，没有 self；"
-                "一次调用所需的一切都放在 ctx 里。",
-            ),
-            "@staticmethod\ndef backward(ctx, grad_output):": (
-                "backward is a static method too: the engine calls it with the same ctx that "
-                "forward filled, and the gradient of forward's output.",
-                "backward 也是静态方法：引擎调用它时传入 forward 填写过的同一个 ctx，以及 "
-                "forward 输出的梯度。",
-            ),
             "class MyReLU(torch.autograd.Function):": (
                 "A Function subclass defines a new kind of graph node: a static forward that "
                 "computes the output and a static backward that turns the output's gradient "
@@ -1171,18 +1159,6 @@ TEXTS: dict[str, LessonText] = {
         ),
         notes={
             "import torch": _IMPORT_TORCH_AUTOGRAD,
-            "@staticmethod\ndef forward(ctx, input):": (
-                "@staticmethod makes forward a static method: it is called on the class "
-                "(through apply), with no self; everything one call needs travels in ctx.",
-                "@staticmethod 把 forward 定义为静态方法：它通过 apply 在类上调用，没有 self；"
-                "一次调用所需的一切都放在 ctx 里。",
-            ),
-            "@staticmethod\ndef backward(ctx, grad_output):": (
-                "backward is a static method too: the engine calls it with the same ctx that "
-                "forward filled, and the gradient of forward's output.",
-                "backward 也是静态方法：引擎调用它时传入 forward 填写过的同一个 ctx，以及 "
-                "forward 输出的梯度。",
-            ),
             "class MyReLU_(torch.autograd.Function):": (
                 "A trailing underscore is PyTorch's mark of an in-place operation (clamp_, "
                 "mul_, zero_): it overwrites the tensor instead of returning a new one.",

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from app.lessons.plain import lesson_globals, run_plain
-from app.lessons.registry import LESSONS, PHASES, anchor_lines, get_lesson
+from app.lessons.registry import LESSONS, PHASES, get_lesson
 from app.lessons.texts import TEXTS
 
 SMALL = {"N": 8, "D_in": 20, "H": 10, "D_out": 3, "iterations": 5}
@@ -357,8 +357,7 @@ def test_every_note_anchor_matches_exactly_one_line(lesson_id: str) -> None:
     lines = lesson.source.splitlines()
     anchors = TEXTS[lesson_id].notes
     for anchor in anchors:
-        assert len(anchor_lines(anchor, lines)) == 1, anchor
-    assert anchor_lines("b\nc", ["a", "b", "c", "b"]) == [2]  # several lines in a row
+        assert sum(anchor in line for line in lines) == 1, anchor
     assert len(lesson.notes) == len(anchors)
     for number, note in lesson.notes.items():
         assert set(note) == {"en", "zh"}

@@ -132,12 +132,6 @@ def _around(lesson_id: str, anchor: str, occurrence: int = 0) -> tuple[Snapshot,
     return snapshots[at], after
 
 
-def _is_repeated(lesson: Lesson, line: int) -> bool:
-    """A line whose text occurs on another line too: no anchor can single it out."""
-    lines = lesson.source.splitlines()
-    return lines.count(lines[line - 1]) > 1
-
-
 # (a) every stoppable line has a note
 
 
@@ -149,14 +143,6 @@ def test_every_line_that_can_stop_has_a_note(lesson_id: str) -> None:
     assert stoppable
     missing = []
     for line in sorted(stoppable):
-        if _is_repeated(lesson, line):
-            # `@staticmethod` twice in a class: the `def` below it explains it.
-            assert lines[line - 1].strip() == "@staticmethod", (line, lines[line - 1])
-            following = lesson.notes.get(line + 1)
-            assert following, f"{lesson_id}: no note on the def under line {line}"
-            assert "@staticmethod" in following["en"] and "static method" in following["en"]
-            assert "静态方法" in following["zh"]
-            continue
         note = lesson.notes.get(line)
         if note is None:
             missing.append(f"{line}: {lines[line - 1].strip()}")
@@ -164,8 +150,10 @@ def test_every_line_that_can_stop_has_a_note(lesson_id: str) -> None:
         assert note["en"].strip(), line
         assert _CJK.search(note["zh"]), line
     assert not missing, f"{lesson_id}: lines without a note:\n" + "\n".join(missing)
-    # And no note sits on a line the explorer never stops on.
-    assert set(lesson.notes) <= stoppable, sorted(set(lesson.notes) - stoppable)
+    # And no note sits on a line the explorer never stops on, but for the definitions in
+    # a class body (stepping over `class` is one step; the page shows them on the line).
+    for line in set(lesson.notes) - stoppable:
+        assert lines[line - 1].lstrip().startswith(("def ", "@")), (line, lines[line - 1])
 
 
 def test_the_dynamic_net_runs_visit_every_depth() -> None:

@@ -104,3 +104,26 @@ def test_the_in_place_error_points_at_the_change() -> None:
         assert state["variables"]["b"]["version"] == 1
     finally:
         session.close()
+
+
+def test_a_class_statement_is_one_step() -> None:
+    """custom_function: Step over line on `class MyReLU` goes to the next statement of the
+    module; the methods' lines are stepped when they run, never while being defined."""
+    lesson = LESSONS["custom_function"]
+    source = lesson.source.splitlines()
+    class_line = next(i for i, text in enumerate(source, 1) if text.startswith("class MyReLU"))
+    session = Session(id="t", lesson=lesson, config=SMALL)
+    try:
+        while session.state()["line"] != class_line:
+            session.step(by="line")
+        session.step(by="line")
+        after = session.state()
+        assert source[after["line"] - 1].startswith("torch.manual_seed"), after["line"]
+        assert after["frames"] == []
+    finally:
+        session.close()
+    lines = {e["line"] for e in _events("custom_function") if e["kind"] == "line"}
+    definitions = {i for i, text in enumerate(source, 1) if text.strip().startswith(("def ", "@"))}
+    assert not lines & definitions
+    forward = next(i for i, text in enumerate(source, 1) if "return input.clamp(min=0)" in text)
+    assert forward in lines  # forward's body is stepped when apply runs it
