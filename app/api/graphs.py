@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, HTTPException, Query, Response, status
 
 from app.api.deps import SettingsDep, StoreDep
 from app.api.errors import responses
-from app.api.schemas import Graph
+from app.api.schemas import GradElement, Graph
 from app.engine.render import to_dot, to_svg
 
 __all__ = ["router"]
@@ -36,6 +36,34 @@ def _text(media_type: str, description: str) -> dict[int | str, dict[str, Any]]:
 def read_graph(session_id: str, store: StoreDep) -> dict[str, Any]:
     """Return the autograd graph of everything in scope (or the captured static graph)."""
     return store.graph(session_id)
+
+
+@router.get(
+    "/{session_id}/graph/nodes/{node_id}/grad",
+    response_model=GradElement,
+    responses=responses(status.HTTP_422_UNPROCESSABLE_CONTENT, *_ERRORS),
+)
+def read_grad_element(
+    session_id: str,
+    node_id: str,
+    store: StoreDep,
+    side: Literal["inputs", "outputs"],
+    index: Annotated[list[int], Query(max_length=8)],
+    k: int = 0,
+) -> dict[str, Any]:
+    """Look up any element of a gradient in a node's ledger: `side=inputs` for what it
+    sent (`grad_inputs[k]`), `outputs` for what arrived; `index` once per dimension.
+    The ledger keeps a top-left block only, so this replays the run to the node."""
+    try:
+        return store.grad_element(session_id, node_id, side, k, index)
+    except KeyError:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND,
+            f"node {node_id[:64]!r} has no ledger at this step: backward has not run it, "
+            "or a forward op made a new node since",
+        ) from None
+    except ValueError as error:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from None
 
 
 @router.get(

@@ -17,6 +17,7 @@ __all__ = [
     "Config",
     "CreateSession",
     "Error",
+    "GradElement",
     "Gradcheck",
     "GradcheckBody",
     "Graph",
@@ -328,6 +329,15 @@ class StepBody(_In):
         examples=["event"],
     )
     count: StrictInt = Field(default=1, ge=1, le=MAX_COUNT, examples=[1])
+
+
+class GradElement(_Out):
+    node_id: str
+    side: Literal["inputs", "outputs"]
+    k: int = Field(description="Which of grad_inputs or grad_outputs.")
+    index: list[int]
+    shape: list[int]
+    value: float | None = Field(description="The element; null where not finite.")
 
 
 class GradcheckBody(_In):

@@ -183,6 +183,7 @@ class Capture:
     grad_outputs: list[GradCopy | None]
     grad_inputs: list[GradCopy | None]
     scalars: dict[str, str] = field(default_factory=dict)
+    cursor: int = 0  # the node event's cursor (a replay there can look up any element)
     # The example's input and the small copies it needs (values of saved tensors).
     example_input: int | None = None
     operands: dict[str, torch.Tensor] = field(default_factory=dict)

@@ -18,6 +18,7 @@ import re
 import sys
 import types
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
@@ -27,7 +28,7 @@ from app.engine.ledger import Capture, GradCopy, Names, capture, saved_input
 from app.engine.naming import TensorNames, operand
 from app.engine.nodes import NodeRecord, NodeRegistry, is_custom_function
 
-__all__ = ["Program", "Recorder"]
+__all__ = ["Peek", "Program", "Recorder"]
 
 # NOTE: these are the entry points into the autograd engine. The recorder
 # hooks the graph below their roots for the duration of the call only.
@@ -229,6 +230,23 @@ class Recorder(TorchFunctionMode):
             _tracing_on(trace)
 
 
+@dataclass
+class Peek:
+    """One element of a gradient a node receives or sends, read when the node runs."""
+
+    node_id: str
+    side: str  # "inputs" (grad_inputs, sent) or "outputs" (grad_outputs, arrived)
+    k: int
+    index: tuple[int, ...]
+    value: float | None = None
+
+    def read(self, grad_inputs: tuple[Any, ...], grad_outputs: tuple[Any, ...]) -> None:
+        grads = grad_inputs if self.side == "inputs" else grad_outputs
+        grad = grads[self.k] if self.k < len(grads) else None
+        if isinstance(grad, torch.Tensor):
+            self.value = float(grad.detach()[self.index])
+
+
 def _can_batch(
     func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], records: list[NodeRecord]
 ) -> bool:
@@ -252,6 +270,9 @@ def _can_batch(
 
 class Program(Protocol):
     """The run's side of recording: where the program is, and what happens there."""
+
+    cursor: int
+    peek: Peek | None  # one element of a gradient to read as it passes
 
     @property
     def line(self) -> int: ...
@@ -396,6 +417,10 @@ class _BackwardCall:
                     custom=is_custom_function(node),
                     source=self.program.source_lines,
                 )
+                captured.cursor = self.program.cursor + 1  # the node event, emitted below
+                peek = self.program.peek
+                if peek is not None and peek.node_id == record.id:
+                    peek.read(grad_inputs, grad_outputs)
                 for grad, to in zip(sent, targets, strict=False):
                     if grad is not None and to is not None:
                         self._sent.setdefault(to, []).append((record.id, grad))

@@ -14,6 +14,7 @@ import torch
 from app.engine.gradcheck import gradcheck
 from app.engine.graph import build_graph
 from app.engine.naming import ExpressionNames
+from app.engine.recorder import Peek
 from app.engine.snapshot import (
     SummaryCache,
     arrays,
@@ -577,6 +578,47 @@ class Session:
         :mod:`app.engine.gradcheck`); the session stays where and as it is."""
         self._materialize()
         return gradcheck(self._run, tensor, index)
+
+    def grad_element(self, node_id: str, side: str, k: int, index: list[int]) -> dict[str, Any]:
+        """Any element of a gradient in the ledger of node ``node_id`` (at the cursor).
+
+        A ledger keeps a top-left block, never the gradient itself: a copy of the run,
+        replayed to the node event with a reader on that node, looks the element up. The
+        replayed run becomes the session's (it is the same program at the same cursor).
+        Raises KeyError for a node with no ledger here, ValueError for what it has not.
+        """
+        self._materialize()
+        record = next((r for r in self._run.registry.records.values() if r.id == node_id), None)
+        if record is None or record.ledger is None:
+            raise KeyError(node_id)
+        ledger = record.ledger.ledger()
+        grads = ledger["grad_inputs"] if side == "inputs" else ledger["grad_outputs"]
+        if side not in ("inputs", "outputs") or not 0 <= k < len(grads) or grads[k] is None:
+            raise ValueError(f"grad_{side}[{k}] of {record.name} holds no gradient")
+        shape = grads[k]["shape"]
+        if len(index) != len(shape) or not all(
+            0 <= i < n for i, n in zip(index, shape, strict=True)
+        ):
+            raise ValueError(f"index {index} is not an element of a gradient of shape {shape}")
+        target = self._run.cursor
+        fresh = self._nearest(record.ledger.cursor - 1)
+        if fresh is None:
+            fresh = self.new_run()
+            self.replays += 1
+        peek = Peek(node_id, side, k, tuple(index))
+        fresh.capture_all, fresh.peek = True, peek
+        self._switch(fresh)
+        fresh.advance("event", target - fresh.cursor)
+        fresh.capture_all, fresh.peek = False, None
+        value = peek.value
+        return {
+            "node_id": node_id,
+            "side": side,
+            "k": k,
+            "index": index,
+            "shape": shape,
+            "value": value if value is not None and math.isfinite(value) else None,
+        }
 
     def tensor(self, name: str) -> dict[str, Any]:
         """TensorDetail of a variable in scope (``w1``, ``model.0.weight``, ``w1.grad``)."""

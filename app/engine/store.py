@@ -179,6 +179,14 @@ class SessionStore:
         """Check one gradient element; KeyError when `tensor` is not in scope."""
         return self._use(session_id, lambda session: session.gradcheck(tensor, index))
 
+    def grad_element(
+        self, session_id: str, node_id: str, side: str, k: int, index: list[int]
+    ) -> dict[str, Any]:
+        """An element of a gradient in a node's ledger (KeyError: no such ledger here)."""
+        return self._use(
+            session_id, lambda session: session.grad_element(node_id, side, k, index), moves=True
+        )
+
     def delete(self, session_id: str) -> None:
         with self._session_lock(session_id):
             if not self._records.delete(session_id):

@@ -27,7 +27,7 @@ import torch
 
 from app.engine.naming import ExpressionNames, module_paths, modules_between, storage_key
 from app.engine.nodes import NodeRecord, NodeRegistry
-from app.engine.recorder import Recorder
+from app.engine.recorder import Peek, Recorder
 from app.engine.snapshot import scope_tensors
 from app.engine.workers import WorkerPool
 
@@ -192,6 +192,7 @@ class Run:
         # ledgers a pause may show; missing_since is the cursor where a call that ran
         # without hooks began, while its ledgers would still be on show.
         self.capture_all = False
+        self.peek: Peek | None = None  # an element of a gradient to read (Session.grad_element)
         self.missing_since: int | None = None
         self._backward_end: int | None = None
         self._gap: int | None = None  # events from a backward call to the next node

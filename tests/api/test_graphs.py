@@ -154,3 +154,27 @@ def test_graphviz_missing_is_503(api, monkeypatch):
 
     assert response.status_code == 503
     assert "Graphviz" in response.json()["detail"]
+
+
+def test_any_element_of_a_nodes_gradients_can_be_looked_up(api):
+    session_id = api.create()["id"]
+    state = _into_backward(api, session_id)
+    node_id = state["event"]["node_id"]
+    ledger = state["event"]["ledger"]
+    url = f"/api/sessions/{session_id}/graph/nodes/{node_id}/grad"
+    arrived = ledger["grad_outputs"][0]
+    index = [0] * len(arrived["shape"])
+    answer = api.get(url, params={"side": "outputs", "k": 0, "index": index})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["shape"] == arrived["shape"] and body["index"] == index
+    assert body["value"] == pytest.approx(arrived["preview"][0][0])
+    assert api.get(f"/api/sessions/{session_id}").json() == state  # it did not move
+    bad = api.get(url, params={"side": "outputs", "k": 0, "index": [10**6] * len(index)})
+    assert bad.status_code == 422 and "not an element" in bad.json()["detail"]
+    assert api.get(url, params={"side": "sideways", "index": index}).status_code == 422
+    missing = api.get(
+        f"/api/sessions/{session_id}/graph/nodes/n999/grad",
+        params={"side": "outputs", "index": index},
+    )
+    assert missing.status_code == 404 and "no ledger" in missing.json()["detail"]

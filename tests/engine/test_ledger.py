@@ -396,3 +396,30 @@ def test_graph_nodes_name_the_variables_they_make_hold_and_accumulate_into() -> 
     assert sorted(by_name["torch::autograd::AccumulateGrad"]) == [["w1"], ["w2"]]
     assert sorted(by_name["MmBackward0"]) == [["x"], ["y_pred", "w2"]]  # saved x; made y_pred
     assert by_name["SumBackward0"] == [["loss"]]
+
+
+def test_any_element_of_a_ledgers_gradient_can_be_looked_up() -> None:
+    session = _session("autograd", iterations=2)
+    try:
+        session.step(by="iteration", count=2)  # iteration 1: .grad was zeroed before
+        while session.state()["phase"] != "update":
+            session.step(by="line")
+        before, graph = session.state(), session.graph()
+        mm = next(n for n in graph["nodes"] if n["name"] == "MmBackward0" and "w2" in n["tensors"])
+        sent = mm["ledger"]["grad_inputs"][1]  # grad_w2, sent to w2's AccumulateGrad
+        last = [n - 1 for n in sent["shape"]]
+        corner = session.grad_element(mm["id"], "inputs", 1, last)
+        assert corner["value"] == pytest.approx(session.tensor("w2.grad")["preview"][-1][-1])
+        shown = session.grad_element(mm["id"], "inputs", 1, [0, 1])
+        assert shown["value"] == pytest.approx(sent["preview"][0][1])
+        arrived = session.grad_element(mm["id"], "outputs", 0, [2, 1])
+        assert arrived["value"] == pytest.approx(mm["ledger"]["grad_outputs"][0]["preview"][2][1])
+        assert session.state() == before and session.graph() == graph
+        with pytest.raises(ValueError):
+            session.grad_element(mm["id"], "inputs", 1, [99, 0])
+        with pytest.raises(ValueError):
+            session.grad_element(mm["id"], "inputs", 5, [0, 0])
+        with pytest.raises(KeyError):
+            session.grad_element("n999", "inputs", 0, [0, 0])
+    finally:
+        session.close()
