@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import re
 import sys
+from functools import lru_cache
 from types import CodeType, FrameType
 from typing import Any, NamedTuple
 
@@ -39,6 +40,7 @@ def grad_name(name: str) -> str:
     return f"grad_{name}" if _IDENTIFIER.fullmatch(name) else f"grad[{name}]"
 
 
+@lru_cache(maxsize=4096)
 def operand(name: str) -> str:
     """``name`` as an operand of a product: parenthesised unless it is one term."""
     return name if _SIMPLE.fullmatch(name) or _is_call_chain(name) else f"({name})"

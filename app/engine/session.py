@@ -13,8 +13,8 @@ import torch
 
 from app.engine.gradcheck import gradcheck
 from app.engine.graph import build_graph
+from app.engine.hooks import Peek
 from app.engine.naming import ExpressionNames
-from app.engine.recorder import Peek
 from app.engine.snapshot import (
     SummaryCache,
     arrays,

@@ -25,9 +25,10 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
+from app.engine.hooks import Peek
 from app.engine.naming import ExpressionNames, module_paths, modules_between, storage_key
 from app.engine.nodes import NodeRecord, NodeRegistry
-from app.engine.recorder import Peek, Recorder
+from app.engine.recorder import Recorder
 from app.engine.snapshot import scope_tensors
 from app.engine.workers import WorkerPool
 
