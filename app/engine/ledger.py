@@ -189,6 +189,7 @@ class Capture:
     operands: dict[str, torch.Tensor] = field(default_factory=dict)
     count: int = 0  # terms of the example's sum
     points: frozenset[str] = frozenset()  # operands that are 0-d tensors
+    spot: tuple[int, int] = (0, 0)  # the example's element in the block (row, column)
     custom: tuple[str, int, int, str] | None = None  # class, first line, last line, code
     accumulate: tuple[GradCopy | None, GradCopy] | None = None
     contributions: list[tuple[str, GradCopy]] = field(default_factory=list)
@@ -298,28 +299,25 @@ class Capture:
         target, arrived = self.grad_inputs[i], self.grad_outputs[0]
         if target is None or target.block is None or arrived is None or arrived.block is None:
             return None
-        rank = len(target.shape)
-        index = [0] * rank
-        where = _where(index)
-        lhs = grad_name(self.names.input(i))
+        r, c = self.spot
+        index = [r, c][2 - min(len(target.shape), 2) :]
+        at, back = _where(index), _where(index[::-1])
+        lhs = grad_name(self.names.input(i)) + at
         g = grad_name(self.names.out)
         if self.custom is not None:
             text = (
-                f"{self.custom[0]}.backward turned {g}{where} = {_number(arrived.at(0, 0))} "
-                f"into {lhs}{where} = {{value}}"
+                f"{self.custom[0]}.backward turned {g}{at} = {_number(arrived.at(r, c))} "
+                f"into {lhs} = {{value}}"
             )
         elif self.name == "TBackward0":
-            index = [0, 1] if rank == 2 and target.shape[1] > 1 else index
-            where, back = _where(index), _where(index[::-1])
-            text = f"{lhs}{where} = {g}{back} = {_number(arrived.at(*index[::-1]))}"
+            text = f"{lhs} = {g}{back} = {{value}}"
         elif self.name == "SumBackward0":
-            text = f"{lhs}{where} = {g} = {{value}}"
+            text = f"{lhs} = {g} = {{value}}"
         elif (self.name, i) in _PRODUCTS or self.name == "AddmmBackward0":
             text = self._product_text(i, lhs, g, arrived)
-            index = [0] * rank
         else:
-            text = self._elementwise_text(i, lhs + where, where, arrived)
-        value = target.at(*([0, *index][-2:]))
+            text = self._elementwise_text(i, lhs, at, arrived)
+        value = target.at(r, c)
         return {
             "text": text.format(value=_number(value)),
             "value": _finite(value),
@@ -328,38 +326,39 @@ class Capture:
         }
 
     def _product_text(self, i: int, lhs: str, g: str, arrived: GradCopy) -> str:
-        """``grad[0, 0] = Σₖ u[k] · v[k]``: a row (or column) of g against one of a factor."""
+        """``grad[r, c] = Σₖ u[k] · v[k]``: a row (or column) of g against one of a factor."""
+        r, c = self.spot
         if (self.name, i) not in _PRODUCTS:  # Addmm's bias: a column of g summed
-            terms = [arrived.at(k, 0) for k in range(min(self.count, _TERMS))]
+            terms = [arrived.at(k, c) for k in range(min(self.count, _TERMS))]
             shown = " + ".join(_number(t) for t in terms)
             more = f" + … ({self.count} terms)" if self.count > _TERMS else ""
-            return f"{lhs}[0] = Σₖ {g}[k, 0] = {shown}{more} = {{value}}"
+            return f"{lhs} = Σₖ {g}[k, {c}] = {shown}{more} = {{value}}"
         _, side = _PRODUCTS[(self.name, i)]
         factor = self.operands["factor"].tolist()
         other = self.names.input({0: 1, 1: 0}[i] if self.name == "MmBackward0" else 3 - i)
-        if side == "row":
-            grads = [arrived.at(0, k) for k in range(len(factor))]
+        if side == "row":  # grad_A[r, c] = Σₖ g[r, k] · B[c, k]
+            grads = [arrived.at(r, k) for k in range(len(factor))]
             pairs = zip(grads, factor, strict=True)
-            names = f"{g}[0, k] · {other}[0, k]"
-        else:
-            grads = [arrived.at(k, 0) for k in range(len(factor))]
+            names = f"{g}[{r}, k] · {other}[{c}, k]"
+        else:  # grad_B[r, c] = Σₖ A[k, r] · g[k, c]
+            grads = [arrived.at(k, c) for k in range(len(factor))]
             pairs = zip(factor, grads, strict=True)
-            names = f"{other}[k, 0] · {g}[k, 0]"
+            names = f"{other}[k, {r}] · {g}[k, {c}]"
         shown = " + ".join(f"{_number(a)} · {_number(b)}" for a, b in pairs)
         more = f" + … ({self.count} terms)" if self.count > len(factor) else ""
-        return f"{lhs}[0, 0] = Σₖ {names} = {shown}{more} = {{value}}"
+        return f"{lhs} = Σₖ {names} = {shown}{more} = {{value}}"
 
-    def _elementwise_text(self, i: int, lhs: str, where: str, arrived: GradCopy) -> str:
+    def _elementwise_text(self, i: int, lhs: str, at: str, arrived: GradCopy) -> str:
         """The rule at one element: with each tensor's element, then with its value."""
         symbols = self._symbols()
-        values = {"g": _number(arrived.at(0, 0))}
+        values = {"g": _number(arrived.at(*self.spot))}
         values.update({k: _number(float(v)) for k, v in self.operands.items()})
         # Tensors with elements get the element's index; 0-d ones (the loss) none.
         indexed = {k for k in self.operands if k not in self.points}
         if arrived.shape:
             indexed.add("g")
         template = _FORMULAS[self.name][i]
-        named = template.format(**{k: v + where if k in indexed else v for k, v in symbols.items()})
+        named = template.format(**{k: v + at if k in indexed else v for k, v in symbols.items()})
         worked = template.format(**{**symbols, **values})
         return f"{lhs} = {named} = {worked} = {{value}}".replace("^1", "")
 
@@ -370,14 +369,15 @@ class Capture:
         if arrived is None or arrived.block is None or after.block is None:
             return None
         leaf, g = self.names.out, grad_name(self.names.out)
-        index = [0] * len(after.shape)
+        r, c = _spot(arrived)
+        index = [r, c][2 - min(len(after.shape), 2) :]
         where = _where(index)
-        value = after.at(0, 0)
-        incoming = _number(arrived.at(0, 0))
+        value = after.at(r, c)
+        incoming = _number(arrived.at(r, c))
         if before is None or before.block is None:
             text = f"{leaf}.grad{where} = {g}{where} = {incoming} = {_number(value)}"
         else:
-            old = _number(before.at(0, 0))
+            old = _number(before.at(r, c))
             text = (
                 f"{leaf}.grad{where} = {leaf}.grad{where} + {g}{where} = {old} + {incoming}"
                 f" = {_number(value)}"
@@ -412,23 +412,42 @@ def _example_input(name: str, grad_inputs: tuple[Any, ...]) -> int | None:
     return next((i for i in _EXAMPLE_ORDER.get(name, ()) if i in readable), readable[0])
 
 
-def _operands(name: str, node: Any, i: int) -> tuple[dict[str, torch.Tensor], int, frozenset[str]]:
-    """Copies of the saved values input ``i``'s worked example needs, and its term count."""
+def _spot(grad: GradCopy | None) -> tuple[int, int]:
+    """The block element a worked example shows: the first that is not zero (a ReLU
+    zeroes many, and 0 · … = 0 explains little), or the first."""
+    if grad is None or grad.block is None:
+        return 0, 0
+    nonzero = grad.block.nonzero()
+    if not len(nonzero):
+        return 0, 0
+    r, c = (int(v) for v in nonzero[0])
+    return r, c
+
+
+def _operands(
+    name: str, node: Any, i: int, spot: tuple[int, int]
+) -> tuple[dict[str, torch.Tensor], int, frozenset[str]]:
+    """Copies of the saved values input ``i``'s worked example at ``spot`` needs, and
+    the number of terms of its sum."""
+    r, c = spot
     product = _PRODUCTS.get((name, i))
     if product is not None:
         factor = _saved(node, product[0])
         if not _readable(factor) or factor.dim() != 2:
             raise ValueError("no saved factor to show")
-        vector = factor[0, :_TERMS] if product[1] == "row" else factor[:_TERMS, 0]
-        count = factor.shape[1] if product[1] == "row" else factor.shape[0]
+        row = product[1] == "row"
+        vector = factor[c, :_TERMS] if row else factor[:_TERMS, r]
+        count = factor.shape[1] if row else factor.shape[0]
         return {"factor": vector.detach().to(torch.float64, copy=True)}, count, frozenset()
     operands = {}
     points = set()
     for symbol, attr in _SAVED_SYMBOLS.get(name, {}).items():
         saved = _saved(node, attr)
         if _readable(saved):
-            element = saved.detach().reshape(-1)[:1] if saved.dim() else saved.detach()
-            operands[symbol] = element.to(torch.float64, copy=True).reshape(())
+            element = saved.detach()
+            for k in [r, c][2 - min(saved.dim(), 2) :]:
+                element = element[min(k, element.shape[0] - 1)]
+            operands[symbol] = element.reshape(-1)[0].to(torch.float64, copy=True)
             if saved.dim() == 0:
                 points.add(symbol)
     return operands, 0, frozenset(points)
@@ -461,10 +480,14 @@ def capture(
         result.custom = _custom_source(node, source)
     i = _example_input(name, grad_inputs)
     if i is not None and (custom or name in _FORMULAS):
+        spot = _spot(sent[i])
         try:
-            operands, count, points = ({}, 0, frozenset()) if custom else _operands(name, node, i)
+            operands, count, points = (
+                ({}, 0, frozenset()) if custom else _operands(name, node, i, spot)
+            )
         except ValueError:
             return result
+        result.spot = spot
         if name == "AddmmBackward0" and i == 0:
             count = grad_outputs[0].shape[0] if grad_outputs[0].dim() == 2 else 1
         result.example_input, result.operands, result.count = i, operands, count

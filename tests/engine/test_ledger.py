@@ -60,6 +60,8 @@ def test_every_node_event_carries_a_ledger_that_adds_up(lesson_id: str) -> None:
                     # previews are matrices: a vector is one row, a scalar 1 × 1
                     row, col = ([0, 0, *example["index"]])[-2:]
                     assert sent["preview"][row][col] == pytest.approx(example["value"])
+                    if np.any(np.array(sent["preview"], dtype=float) != 0):
+                        assert example["value"] != 0  # an element that shows something
             if ledger["accumulate"] is not None:
                 before, after = ledger["accumulate"]["before"], ledger["accumulate"]["after"]
                 incoming = np.array(ledger["grad_outputs"][0]["preview"])
