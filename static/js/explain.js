@@ -149,7 +149,7 @@ export class Explainer {
   async whereChanged(stale) {
     const { state } = this.model;
     if (!state || stale.changedAt === null) return;
-    await this.model.show(await api.seek(state.id, stale.changedAt), { push: true });
+    await this.model.show(await api.seek(state.id, stale.changedAt), { push: false });
   }
 
   /**

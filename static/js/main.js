@@ -58,7 +58,7 @@ class Explorer {
     this.explain.bind();
     config.bind({
       onApply: (values) => this.enqueue(() => this.open(url.overrides(values, this.lesson.defaults), 0, true)),
-      onDefaults: () => config.render(this.lesson.defaults),
+      onDefaults: () => config.fill(this.lesson.defaults),
     });
     losses.bind();
     addEventListener("popstate", () => this.enqueue(() => this.restore()));
@@ -74,7 +74,7 @@ class Explorer {
     });
     api.devices().then(config.setDevices, () => null);
     const view = url.current(this.lesson.fields, this.lesson.defaults);
-    config.render({ ...this.lesson.defaults, ...view.config });
+    config.fill({ ...this.lesson.defaults, ...view.config });
     this.enqueue(() => this.open(view.config, view.cursor, false));
   }
 
@@ -96,11 +96,14 @@ class Explorer {
    * Start a session with `overrides` and move it to `cursor`.
    * @param {Object<string, *>} overrides settings that differ from the defaults
    * @param {number} cursor
-   * @param {boolean} push whether this makes a new history entry
+   * @param {boolean|null} push a new history entry, the current one replaced, or history
+   *   left alone (null)
    */
   async open(overrides, cursor, push) {
+    // The form keeps the refused values to fix; the summary, the config that still runs.
     const refuse = (detail, fieldErrors) => {
-      config.render({ ...this.lesson.defaults, ...overrides });
+      config.fill({ ...this.lesson.defaults, ...overrides });
+      config.summarize(this.state?.config ?? null);
       config.showError(detail, this.lesson.fields, fieldErrors ?? []);
       if (!this.state) controls.idle("fix the configuration to start");
     };
@@ -125,13 +128,17 @@ class Explorer {
     if (this.state && url.sameConfig(view.config, this.state.config, this.lesson.defaults)) {
       if (view.cursor !== this.state.cursor) await this.show(await api.seek(this.state.id, view.cursor), { push: null });
     } else {
-      config.render({ ...this.lesson.defaults, ...view.config });
+      config.fill({ ...this.lesson.defaults, ...view.config });
       await this.open(view.config, view.cursor, null);
     }
   }
 
   /**
    * Carry out a stepping action.
+   * NOTE: a step replaces the current history entry rather than pushing one: the URL
+   * still holds the cursor (a reload or a shared link shows this step), but after a run
+   * one press of Back leaves the lesson instead of walking back through every step.
+   * Only a new config (Apply, or Reset with an edited form) pushes an entry.
    * @param {string} name step, line, phase, iteration, end, back or reset
    */
   async act(name) {
@@ -141,13 +148,13 @@ class Explorer {
     if (name === "reset") {
       const wanted = url.overrides(config.read(), this.lesson.defaults);
       if (!url.sameConfig(wanted, this.state.config, this.lesson.defaults)) return this.open(wanted, 0, true);
-      return this.show(await api.seek(id, 0), { push: true, mark: false });
+      return this.show(await api.seek(id, 0), { push: false, mark: false });
     }
     if (name === "back") {
       if (this.state.cursor === 0) return;
-      return this.show(await api.seek(id, this.state.cursor - 1), { push: true });
+      return this.show(await api.seek(id, this.state.cursor - 1), { push: false });
     }
-    return this.show(await api.step(id, name === "step" ? "event" : name, 1), { push: true });
+    return this.show(await api.step(id, name === "step" ? "event" : name, 1), { push: false });
   }
 
   /** Step to the end in chunks, showing progress, until done or cancelled. */
@@ -173,7 +180,7 @@ class Explorer {
       this.run = null;
       controls.setRunning(false);
     }
-    await this.show(state, { push: true });
+    await this.show(state, { push: false });
     controls.focusStep();
   }
 
@@ -190,6 +197,7 @@ class Explorer {
   async show(state, { push, mark = true }) {
     const [graph, svg] = await Promise.all([api.graph(state.id), api.graphSvg(state.id)]);
     const painting = performance.now();
+    const started = this.state?.id !== state.id;
     this.before = mark && this.state ? this.state.variables : null;
     this.beforeScalars = mark && this.state ? this.state.scalars ?? {} : null;
     this.state = state;
@@ -203,7 +211,9 @@ class Explorer {
     this.explain.paint();
     optimizer.render(state.optimizer);
     losses.render(state.losses, iterations);
-    config.render(state.config);
+    // A step leaves the form alone: it may hold values being edited or refused ones.
+    if (started) config.render(state.config);
+    else config.summarize(state.config);
     controls.render(state);
     // NOTE: bench/bench_browser.py reads this measure to split a step into requests and DOM work.
     performance.measure("agx:paint", { start: painting });

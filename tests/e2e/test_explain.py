@@ -380,6 +380,34 @@ def test_the_config_form_marks_every_bad_field_at_once(explorer: Explorer, page:
         expect(page.locator(f"#cfg-{name}")).not_to_have_attribute("aria-invalid", "true")
 
 
+def test_a_refused_apply_leaves_the_summary_on_the_running_config(
+    explorer: Explorer, page: Page
+) -> None:
+    explorer.open("autograd")
+    summary = page.locator('.config-panel [data-field="config-summary"]')
+    expect(summary).to_contain_text("N=8 · D_in=16 · H=8 · D_out=4")
+    running = summary.inner_text()
+    page.locator(".config-panel summary").click()
+    page.locator("#cfg-N").fill("0")
+    page.locator("#cfg-H").fill("5000000")
+    page.get_by_role("button", name="Apply").click()
+    explorer.wait()
+    for name in ("N", "H"):  # every refused field is marked next to itself
+        expect(page.locator(f"#err-{name}")).to_contain_text(name)
+        expect(page.locator(f"#cfg-{name}")).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#cfg-N")).to_have_value("0")  # kept in the form, to fix
+    expect(summary).to_have_text(running)  # the session still runs the old config
+    explorer.press("Step")
+    expect(explorer.status).to_have_attribute("data-cursor", "1")
+    expect(summary).to_have_text(running)
+    expect(page.locator("#cfg-N")).to_have_value("0")
+    expect(page.locator("#cfg-N")).to_have_attribute("aria-invalid", "true")
+
+    page.get_by_role("button", name="Defaults").click()  # filled in, not applied
+    expect(page.locator("#cfg-N")).to_have_value("64")
+    expect(summary).to_have_text(running)
+
+
 def test_new_text_is_at_least_11_px(explorer: Explorer, page: Page) -> None:
     explorer.open("dynamic_net")
     step_into_backward(explorer)

@@ -46,18 +46,48 @@ def test_the_url_holds_lesson_config_and_cursor(explorer: Explorer, page: Page) 
     assert (explorer.line_number(), explorer.versions(), explorer.event()) == view
     expect(page.locator("#cfg-D_in")).to_have_value("16")
 
-    page.go_back()
-    explorer.wait()
-    expect(explorer.status).to_have_attribute("data-cursor", "4")
-    page.go_forward()
-    explorer.wait()
-    expect(explorer.status).to_have_attribute("data-cursor", "5")
-
     shared = Explorer(page.context.new_page(), explorer.base_url)  # a link opened elsewhere
     shared.page.goto(page.url)
     shared.wait()
     expect(shared.status).to_have_attribute("data-cursor", "5")
     assert (shared.line_number(), shared.versions(), shared.event()) == view
+
+    # A new config is a new history entry; Back returns to the old config at its cursor.
+    page.locator(".config-panel summary").click()
+    page.locator("#cfg-H").fill("6")
+    page.get_by_role("button", name="Apply").click()
+    explorer.wait()
+    expect(page).to_have_url(re.compile(r"[?&]H=6\b"))
+    expect(explorer.status).to_have_attribute("data-cursor", "0")
+    page.go_back()
+    explorer.wait()
+    expect(page).to_have_url(re.compile(r"[?&]cursor=5\b"))
+    expect(explorer.status).to_have_attribute("data-cursor", "5")
+    expect(page.locator("#cfg-H")).to_have_value("8")
+    assert (explorer.line_number(), explorer.versions(), explorer.event()) == view
+    page.go_forward()
+    explorer.wait()
+    expect(explorer.status).to_have_attribute("data-cursor", "0")
+    expect(page.locator("#cfg-H")).to_have_value("6")
+
+
+def test_steps_replace_the_history_entry_so_back_leaves_the_lesson(
+    page: Page, server: LiveServer
+) -> None:
+    page.goto(f"{server.url}/")
+    page.locator('.lesson-list a[href="/lessons/autograd"]').click()
+    explorer = Explorer(page, server.url)
+    explorer.wait()
+    for _ in range(5):
+        explorer.press("Step")
+    expect(page).to_have_url(re.compile(r"/lessons/autograd\?cursor=5$"))
+    explorer.press("Run to end")
+    expect(explorer.status).to_have_attribute("data-done", "true")
+    assert f"cursor={explorer.cursor()}" in page.url  # the URL still holds the cursor
+
+    page.go_back()
+    expect(page).to_have_url(f"{server.url}/")
+    expect(page.locator(".lesson-list")).to_be_visible()
 
 
 def test_a_link_into_the_backward_pass_shows_the_focused_node(explorer: Explorer) -> None:
@@ -220,6 +250,42 @@ def test_the_note_language_is_remembered(explorer: Explorer, page: Page) -> None
     expect(note).to_have_attribute("lang", "zh")
     page.get_by_role("button", name="English").click()
     expect(note).to_have_text(english)
+
+
+def _platform_fonts(page: Page, selector: str) -> dict[str, int]:
+    """The fonts Chromium drew the text of `selector` with, and how many glyphs each."""
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("DOM.enable")
+    cdp.send("CSS.enable")
+    root = cdp.send("DOM.getDocument")["root"]["nodeId"]
+    node = cdp.send("DOM.querySelector", {"nodeId": root, "selector": selector})["nodeId"]
+    fonts = cdp.send("CSS.getPlatformFontsForNode", {"nodeId": node})["fonts"]
+    cdp.detach()
+    return {font["familyName"]: font["glyphCount"] for font in fonts}
+
+
+def test_chinese_is_drawn_with_the_bundled_font(explorer: Explorer, page: Page) -> None:
+    """Without a CJK font on the machine (Debian's Chromium here has none), Chinese is
+    drawn from static/fonts/ (Noto Sans CJK SC), not as the boxes of a Latin font."""
+    explorer.open("autograd", f"{SMALL}&cursor=30")
+    page.get_by_role("button", name="中文").click()
+    note = page.locator('.note [data-field="note"]')
+    expect(note).to_have_attribute("lang", "zh")
+    family = page.evaluate(
+        """async () => {
+          await document.fonts.ready;
+          const face = [...document.fonts].find((f) => f.family.includes("Noto Sans SC"));
+          return face && face.status === "loaded"
+            && document.fonts.check(`16px ${face.family}`, "链式法则") ? face.family : null;
+        }"""
+    )
+    assert family, "the bundled font did not load"
+    cjk = re.compile(r"[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]")
+    chinese = len(cjk.findall(note.inner_text()))
+    assert chinese > 10
+    assert _platform_fonts(page, '.note [data-field="note"]').get("Noto Sans CJK SC") == chinese
+    # The button of the first paint too, laid out before the font had loaded.
+    assert _platform_fonts(page, 'button[data-lang="zh"]') == {"Noto Sans CJK SC": 2}
 
 
 def test_the_loss_chart_switches_to_a_log_scale(explorer: Explorer, page: Page) -> None:

@@ -33,11 +33,21 @@ export function setDevices(devices) {
 }
 
 /**
- * Fill the form with a config.
+ * Show the config the session runs with: in the form and in the one-line summary.
  * @param {Object<string, *>} config
  */
 export function render(config) {
-  for (const [name, value] of Object.entries(config)) {
+  fill(config);
+  summarize(config);
+}
+
+/**
+ * Put values in the form only, leaving the summary on the config the session runs
+ * (values being edited, refused ones or the defaults are not what runs).
+ * @param {Object<string, *>} values
+ */
+export function fill(values) {
+  for (const [name, value] of Object.entries(values)) {
     const input = form.elements.namedItem(name);
     if (input instanceof HTMLInputElement && input.type === "checkbox") input.checked = value === true;
     else if (input instanceof HTMLSelectElement) {
@@ -45,9 +55,21 @@ export function render(config) {
       input.value = String(value);
     } else if (input instanceof HTMLInputElement) input.value = written(value);
   }
+}
+
+/**
+ * Summarise the config the session runs with, or say that none runs.
+ * @param {Object<string, *>|null} config
+ */
+export function summarize(config) {
+  const summary = field(panel, "config-summary");
+  if (!config) {
+    summary.textContent = "not running";
+    return;
+  }
   const parts = [`N=${config.N}`, `D_in=${config.D_in}`, `H=${config.H}`, `D_out=${config.D_out}`, `lr=${written(config.learning_rate)}`, `${config.iterations} iterations`, config.device];
   /** A one-line summary of the config the session runs with. */
-  field(panel, "config-summary").textContent = parts.filter((p) => !String(p).includes("undefined")).join(" · ");
+  summary.textContent = parts.filter((p) => !String(p).includes("undefined")).join(" · ");
 }
 
 /** A setting as the form shows it: 1e-6 rather than 0.000001. */
