@@ -96,6 +96,22 @@ export const tensor = (id, name, signal) =>
 export const gradcheck = (id, name, index) =>
   call("POST", `${session(id)}/gradcheck`, { body: { tensor: name, index } });
 
+/**
+ * Any element of a gradient in a node's ledger (the ledger keeps a top-left block only):
+ * side "outputs" for what arrived, "inputs" for what it sent; the session does not move.
+ * @param {string} id
+ * @param {string} node the node's id
+ * @param {"inputs"|"outputs"} side
+ * @param {number} k which of grad_inputs or grad_outputs
+ * @param {number[]} index one index per dimension
+ * @returns {Promise<{value: number|null, index: number[], shape: number[]}>}
+ */
+export function gradElement(id, node, side, k, index) {
+  const query = new URLSearchParams({ side, k: String(k) });
+  for (const i of index) query.append("index", String(i));
+  return call("GET", `${session(id)}/graph/nodes/${encodeURIComponent(node)}/grad?${query}`);
+}
+
 /** Delete a session, also while the page unloads (keepalive). */
 export function deleteSession(id) {
   return fetch(session(id), { method: "DELETE", keepalive: true }).catch(() => null);

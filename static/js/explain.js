@@ -29,6 +29,8 @@ export class Explainer {
   /** @param {Model} model */
   constructor(model) {
     this.model = model;
+    /** The ledger on the card (null: none), for looking up its elements. */
+    this.shownLedger = null;
     /** Whether the ledger card shows the selected node rather than the current event's. */
     this.preferSelected = false;
     /** What the pointer (or keyboard focus) is on, for the linked views. */
@@ -47,7 +49,7 @@ export class Explainer {
       onCheck: (tensor, index) => m.enqueue(() => this.check(tensor, index)),
     });
     const showLine = (line) => code.mark("linked", [line], { reveal: true });
-    ledger.bind({ onLine: showLine });
+    ledger.bind({ onLine: showLine, onLookup: (side, k, index) => this.lookup(side, k, index) });
     errors.bind({ onLine: showLine, onWhere: (stale) => m.enqueue(() => this.whereChanged(stale)) });
   }
 
@@ -124,6 +126,7 @@ export class Explainer {
       from = "selected";
     } else if (event.kind === "node" && event.ledger) shown = event.ledger;
     const nodes = new Map(graph.nodes.map((n) => [n.id, n]));
+    this.shownLedger = shown;
     ledger.render(shown, { from, nodes, lang, lineText: code.lineText });
     const range = shown?.source_lines;
     code.mark("source", range ? Array.from({ length: range[1] - range[0] + 1 }, (_, i) => range[0] + i) : []);
@@ -139,6 +142,22 @@ export class Explainer {
       ? { node: node.name, nodeId: node.id, saved: saved.name, of: saved.of ?? null, versionSaved: saved.version_saved, versionNow: saved.version_now, changedAt: saved.changed_at ?? null }
       : null;
     errors.render(state.error, lang, { line: failing, lineText: failing ? code.lineText(failing) : "", stale });
+  }
+
+  /**
+   * Look up one element of a gradient of the ledger on show (a replay to its node).
+   * @returns {Promise<number|null|undefined>} its value (undefined: refused)
+   */
+  async lookup(side, k, index) {
+    const { state } = this.model;
+    const node = this.shownLedger?.node_id;
+    if (!state || !node) return undefined;
+    try {
+      return (await api.gradElement(state.id, node, side, k, index)).value;
+    } catch (error) {
+      if (!(error instanceof ApiError) || error.status === 0) throw error;
+      return undefined;
+    }
   }
 
   /**

@@ -428,3 +428,29 @@ def test_new_text_is_at_least_11_px(explorer: Explorer, page: Page) -> None:
         }"""
     )
     assert smallest >= 11, smallest
+
+
+def test_any_element_beyond_the_grid_can_be_looked_up(
+    explorer: Explorer, page: Page, api: Api
+) -> None:
+    explorer.open("autograd")
+    step_into_backward(explorer)
+    card = ledger_card(page)
+    found = card.locator('[data-field="sent"] form.lookup')
+    step_until(explorer, "Step", found)  # MmBackward0 of x.mm(w1): grad_w1 is 16 × 8
+    state = api.state_at("autograd", explorer.cursor())
+    ledger = state["event"]["ledger"]
+    form = found.first
+    k = int(form.get_attribute("data-k") or "0")
+    shape = ledger["grad_inputs"][k]["shape"]
+    last = [n - 1 for n in shape]
+    for field, value in zip(form.locator("input").all(), last, strict=True):
+        field.fill(str(value))
+    form.get_by_role("button", name="Look up").click()
+    expected = api.client.get(
+        f"/api/sessions/{state['id']}/graph/nodes/{ledger['node_id']}/grad",
+        params={"side": "inputs", "k": k, "index": last},
+    ).json()["value"]
+    expect(form.locator("output")).not_to_have_text("…")
+    shown = float((form.locator("output").text_content() or "nan").replace("−", "-"))
+    assert shown == pytest.approx(expected, rel=1e-5)

@@ -44,6 +44,8 @@ const WORDS = {
     norm: "norm",
     empty: "Step into loss.backward() event by event, or select a node that backward has run: its ledger shows here, with the gradients it received and sent.",
     noValues: "values not recorded",
+    lookup: "Look up",
+    element: (title) => `element of ${title} at index`,
   },
   zh: {
     event: "当前事件",
@@ -69,6 +71,8 @@ const WORDS = {
     norm: "范数",
     empty: "在 loss.backward() 中逐个事件单步执行，或选中一个反向传播已运行的节点：它的账本会显示在这里，包括它收到和发出的梯度。",
     noValues: "未记录数值",
+    lookup: "查看",
+    element: (title) => `${title} 中该下标处的元素`,
   },
 };
 
@@ -76,10 +80,21 @@ const WORDS = {
  * Wire the links from the card to the code panel.
  * @param {{onLine: (line: number) => void}} handlers
  */
-export function bind({ onLine }) {
+export function bind({ onLine, onLookup }) {
   body.addEventListener("click", (event) => {
     const button = event.target.closest("button[data-goto-line]");
     if (button) onLine(Number(button.dataset.gotoLine));
+  });
+  body.addEventListener("submit", async (event) => {
+    const form = event.target.closest("form.lookup");
+    if (!form) return;
+    event.preventDefault();
+    const index = [...form.querySelectorAll("input")].map((input) => Number(input.value));
+    const out = form.querySelector("output");
+    out.textContent = "…";
+    const value = await onLookup(form.dataset.side, Number(form.dataset.k), index);
+    /** The looked-up element's actual value, as the engine computed it. */
+    out.textContent = value === undefined ? "" : precise(value);
   });
 }
 
@@ -125,7 +140,7 @@ export function render(ledger, { from, nodes, lang, lineText }) {
     note ? h("p", { class: "ledger-note", lang: note[lang] ? lang : "en", "data-field": "node-note", text: note[lang] ?? note.en }) : null,
     rule(ledger, lang, words, lineText),
     ledger.example ? example(ledger.example, words) : null,
-    section(words.arrived, words.arrivedHint, ledger.grad_outputs.map((g, i) => gradFigure(`grad_outputs[${i}]`, g, words))),
+    section(words.arrived, words.arrivedHint, ledger.grad_outputs.map((g, i) => gradFigure(`grad_outputs[${i}]`, g, words, { lookup: ["outputs", i] }))),
   ];
   if (ledger.contributions?.length) parts.push(contributions(ledger, nodes, words));
   if (ledger.accumulate) parts.push(accumulate(ledger, words));
@@ -135,6 +150,7 @@ export function render(ledger, { from, nodes, lang, lineText }) {
       gradFigure(`grad_inputs[${i}]`, g, words, {
         to: g?.to ? nodes.get(g.to) ?? { id: g.to, name: g.to } : null,
         highlight: exampleAt?.input === i ? exampleAt.index : null,
+        lookup: ["inputs", i],
       }),
     );
     parts.push(section(words.sent, words.sentHint, sent, "sent"));
@@ -227,10 +243,11 @@ function section(title, hint, figures, name = "arrived") {
  * @param {string} title
  * @param {Object|null} grad a Grad of the API (null: None)
  * @param {Object} words
- * @param {{to?: Object|null, highlight?: number[]|null}} [options] to: the receiving node;
- *   highlight: the element the worked example computes
+ * @param {{to?: Object|null, highlight?: number[]|null, lookup?: [string, number]|null}} [options]
+ *   to: the receiving node; highlight: the element the worked example computes; lookup:
+ *   (side, k) of the gradient, to look any element up beyond the grid
  */
-function gradFigure(title, grad, words, { to = null, highlight = null } = {}) {
+function gradFigure(title, grad, words, { to = null, highlight = null, lookup = null } = {}) {
   if (!grad) {
     return h("figure", { class: "grad is-none" }, h("figcaption", {}, h("code", { text: title }), h("span", { class: "muted", text: ` · ${words.none}` })));
   }
@@ -245,7 +262,25 @@ function gradFigure(title, grad, words, { to = null, highlight = null } = {}) {
     /** The gradient's L2 norm, over all its elements. */
     h("span", { class: "muted", text: `${words.norm} ${precise(grad.norm)}` }),
   );
-  return h("figure", { class: "grad" }, caption, grid(grad.preview, grad.shape, words, highlight));
+  const beyond = lookup && grad.shape.some((n) => n > 4) ? lookupForm(title, grad.shape, lookup, words) : null;
+  return h("figure", { class: "grad" }, caption, grid(grad.preview, grad.shape, words, highlight), beyond);
+}
+
+/** Index fields for any element of a gradient bigger than its grid, and its value. */
+function lookupForm(title, dims, [side, k], words) {
+  const label = words.element(title);
+  return h(
+    "form",
+    { class: "lookup", data: { side, k: String(k) }, "aria-label": label },
+    h("code", { text: "[" }),
+    ...dims.flatMap((n, d) => [
+      d ? h("code", { text: ", " }) : null,
+      h("input", { type: "number", min: "0", max: String(n - 1), value: "0", required: true, "aria-label": `${label}, ${d}` }),
+    ]),
+    h("code", { text: "]" }),
+    h("button", { type: "submit", class: "btn small", text: words.lookup }),
+    h("output", { "aria-live": "polite" }),
+  );
 }
 
 /**
