@@ -143,6 +143,8 @@ def _model(graph: dict[str, Any], max_nodes: int) -> _Model:
         css = kind
         if node.get("executed"):
             css += " executed"
+            if not node.get("ledger") and not str(node_id).startswith("acc:"):
+                css += " freed"  # run by an earlier backward call
         if stale:
             css += " stale"
         if node_id == focus:

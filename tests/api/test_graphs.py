@@ -178,3 +178,27 @@ def test_any_element_of_a_nodes_gradients_can_be_looked_up(api):
         params={"side": "outputs", "index": index},
     )
     assert missing.status_code == 404 and "no ledger" in missing.json()["detail"]
+
+
+def test_nodes_an_earlier_backward_ran_are_drawn_freed(api):
+    session_id = api.create()["id"]
+    state = api.step(session_id, "iteration", 2)  # the start of iteration 1
+    while state["event"]["kind"] != "op":  # its first forward op makes a node
+        state = api.step(session_id, "event")
+    graph = api.get(f"/api/sessions/{session_id}/graph").json()
+    svg = api.get(f"/api/sessions/{session_id}/graph.svg").text
+    classes = {
+        g.attrib["id"]: g.attrib.get("class", "").split()
+        for g in ET.fromstring(svg).iter(f"{_SVG}g")
+        if "node" in g.attrib.get("class", "").split()
+    }
+    old = [
+        n["id"]
+        for n in graph["nodes"]
+        if n["kind"] == "function" and n["executed"] and not n["id"].startswith("acc:")
+    ]
+    assert old, "the last iteration's graph is still in scope"
+    assert all(not n.get("ledger") for n in graph["nodes"] if n["id"] in old)
+    assert all("freed" in classes[i] for i in old)
+    assert not any("stale" in classes[i] for i in old)
+    assert all("freed" not in c for i, c in classes.items() if i not in old)

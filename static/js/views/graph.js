@@ -108,6 +108,8 @@ export function render(graph, markup, selected) {
     const node = byId.get(id);
     if (node) group.classList.add(`kind-${node.kind}`);
     group.classList.toggle("executed", Boolean(node?.executed));
+    // Run by an earlier backward call (its ledger gone, its buffers freed): muted.
+    group.classList.toggle("freed", Boolean(node?.executed && node.kind === "function" && !node.ledger && !node.id.startsWith("acc:")));
     group.classList.toggle("stale", Boolean(node?.saved?.some((s) => s.stale)));
     group.classList.toggle("focus", id === graph.focus);
     group.classList.toggle("selected", id === selected);
