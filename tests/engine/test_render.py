@@ -155,7 +155,8 @@ def test_torchviz_colours_and_labels() -> None:
 def test_classes_follow_the_graph_state() -> None:
     svg = to_svg(_hand_graph(focus="n2"))
     nodes = _groups(svg, "node")
-    assert nodes["n1"] == {"node", "function", "executed"}
+    # executed with no ledger: an earlier backward call ran it
+    assert nodes["n1"] == {"node", "function", "executed", "freed"}
     assert nodes["n2"] == {"node", "function", "stale", "focus"}
     assert nodes["n0"] == {"node", "leaf"}
     assert nodes["n3"] == {"node", "saved"}
@@ -163,6 +164,9 @@ def test_classes_follow_the_graph_state() -> None:
     assert render.cache_info().misses == 1
     moved = _groups(to_svg(_hand_graph(focus="n4")), "node")
     assert "focus" not in moved["n2"] and "focus" in moved["n4"]
+    latest = _hand_graph(focus="n4")
+    next(n for n in latest["nodes"] if n["id"] == "n1")["ledger"] = {"node_id": "n1"}
+    assert _groups(to_svg(latest), "node")["n1"] == {"node", "function", "executed"}
     assert render.cache_info().misses == 1
 
 
