@@ -13,6 +13,7 @@ from app.engine.gradcheck import GradcheckError
 from app.engine.session import Session
 from app.lessons.plain import run_plain
 from app.lessons.registry import LESSONS
+from tests.engine.hooked import run_plain_hooked
 
 SMALL = {"N": 4, "D_in": 5, "H": 3, "D_out": 2, "iterations": 2}
 BACKWARD_LESSONS = [lid for lid in LESSONS if lid not in ("numpy", "tensors", "static_graph")]
@@ -79,50 +80,29 @@ def test_every_node_event_carries_a_ledger_that_adds_up(lesson_id: str) -> None:
         session.close()
 
 
+def _block(g: object) -> object:
+    """The top-left 4×4 block of a gradient, as a ledger's preview (a vector: one row)."""
+    if not isinstance(g, torch.Tensor):
+        return None
+    t = g.detach()
+    while t.dim() > 2:
+        t = t[0]
+    t = t.reshape(1, 1) if t.dim() == 0 else t if t.dim() == 2 else t.unsqueeze(0)
+    return t[:4, :4].double().tolist()
+
+
 def _plain_hooked(lesson_id: str, config: dict) -> list[tuple[str, list, list]]:
-    """Every backward call of a plain run, hooked on every node: (node name, top-left 4×4
-    blocks of grad_inputs, of grad_outputs), in the order the engine ran the nodes."""
-    seen_nodes: list[tuple[str, list, list]] = []
-    original = torch.Tensor.backward
-
-    def block(g: object) -> object:
-        if not isinstance(g, torch.Tensor):
-            return None
-        t = g.detach()
-        while t.dim() > 2:
-            t = t[0]
-        t = t.reshape(1, 1) if t.dim() == 0 else t if t.dim() == 2 else t.unsqueeze(0)
-        return t[:4, :4].double().tolist()
-
-    def backward(self: torch.Tensor, *args: object, **kwargs: object) -> None:
-        stack, nodes = [self.grad_fn], []
-        while stack:
-            node = stack.pop()
-            if node is not None and node not in nodes:
-                nodes.append(node)
-                stack.extend(child for child, _ in node.next_functions)
-
-        def hook(node: object):
-            def record(grad_inputs, grad_outputs):
-                seen_nodes.append(
-                    (node.name(), [block(g) for g in grad_inputs], [block(g) for g in grad_outputs])
-                )
-
-            return record
-
-        handles = [n.register_hook(hook(n)) for n in nodes]
-        try:
-            return original(self, *args, **kwargs)
-        finally:
-            for handle in handles:
-                handle.remove()
-
-    torch.Tensor.backward = backward  # type: ignore[method-assign]
-    try:
-        run_plain(lesson_id, config)
-    finally:
-        torch.Tensor.backward = original  # type: ignore[method-assign]
-    return seen_nodes
+    """Every node of every backward call of a plain run: (name, blocks of grad_inputs,
+    blocks of grad_outputs), in the order the engine ran them."""
+    seen: list[tuple[str, list, list]] = []
+    run_plain_hooked(
+        lesson_id,
+        config,
+        lambda node, gi, go: seen.append(
+            (node.name(), [_block(g) for g in gi], [_block(g) for g in go])
+        ),
+    )
+    return seen
 
 
 @pytest.mark.parametrize("lesson_id", [*BACKWARD_LESSONS, "numpy"])

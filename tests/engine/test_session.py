@@ -18,6 +18,7 @@ from app.engine.snapshot import tensor_summary
 from app.engine.tracer import STEP_KINDS
 from app.lessons.plain import compile_lesson, lesson_globals, run_plain
 from app.lessons.registry import LESSONS, get_lesson
+from tests.engine.hooked import run_plain_hooked
 
 SMALL = {"N": 8, "D_in": 20, "H": 10, "D_out": 3, "iterations": 4}
 EVENT_KINDS = {"line", "op", "node", "end"}
@@ -131,32 +132,9 @@ def test_zero_grad_false_accumulates_exactly_like_torch() -> None:
 def _plain_backward_order(lesson_id: str) -> list[str]:
     """Node names in the order hooks fire during the first backward of a plain run."""
     order: list[str] = []
-    original = torch.Tensor.backward
-
-    def backward(self: torch.Tensor, *args: object, **kwargs: object) -> None:
-        if order:
-            return original(self, *args, **kwargs)
-        seen: set[object] = set()
-        stack = [self.grad_fn]
-        handles = []
-        while stack:
-            node = stack.pop()
-            if node is None or node in seen:
-                continue
-            seen.add(node)
-            handles.append(node.register_hook(lambda gi, go, n=node: order.append(n.name())))
-            stack.extend(child for child, _ in node.next_functions)
-        try:
-            return original(self, *args, **kwargs)
-        finally:
-            for handle in handles:
-                handle.remove()
-
-    torch.Tensor.backward = backward  # type: ignore[method-assign]
-    try:
-        run_plain(lesson_id, _config(lesson_id))
-    finally:
-        torch.Tensor.backward = original  # type: ignore[method-assign]
+    run_plain_hooked(
+        lesson_id, _config(lesson_id), lambda node, gi, go: order.append(node.name()), calls=1
+    )
     return order
 
 
