@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException
 
 from app.api.middleware import SECURITY_HEADERS
 from app.api.schemas import MAX_COUNT, STEP_KINDS, Error
+from app.engine.records import BadRecord
 from app.engine.render import GraphTooLarge, RenderError
 from app.engine.session import GraphFreedError
 from app.engine.store import Busy, OutOfMemory, TooManySessions, UnknownSession
@@ -120,6 +121,7 @@ _STATUS: dict[type[Exception], int] = {
     ConfigError: status.HTTP_422_UNPROCESSABLE_CONTENT,
     GraphTooLarge: status.HTTP_422_UNPROCESSABLE_CONTENT,
     GraphFreedError: status.HTTP_409_CONFLICT,
+    BadRecord: status.HTTP_409_CONFLICT,
     TooManySessions: status.HTTP_429_TOO_MANY_REQUESTS,
     Busy: status.HTTP_503_SERVICE_UNAVAILABLE,
     OutOfMemory: status.HTTP_503_SERVICE_UNAVAILABLE,

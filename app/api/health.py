@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Response, status
+from fastapi import APIRouter, Depends, Request, Response, status
 from pydantic import BaseModel
 
 from app.engine.devices import Device, available_devices
@@ -22,21 +22,46 @@ class Health(BaseModel):
     graphviz: str | None
     """`dot -V` as printed, e.g. "dot - graphviz version 2.43.0 (0)"; null without Graphviz."""
     devices: list[Device]
+    store: dict[str, str | None] | None = None
+    """The session records: `kind` (sqlite, redis), `set_aside` (where a database that
+    could not be opened was moved at start, else null), `error` (why they cannot be read)."""
 
 
 @router.get(
     "/healthz",
     responses={status.HTTP_503_SERVICE_UNAVAILABLE: {"model": Health}},
 )
-def healthz(response: Response, settings: Annotated[Settings, Depends(get_settings)]) -> Health:
-    """Report Graphviz's version and the devices lessons can run on (503 without Graphviz)."""
+def healthz(
+    request: Request, response: Response, settings: Annotated[Settings, Depends(get_settings)]
+) -> Health:
+    """Report Graphviz's version, the devices lessons can run on and the session store
+    (503 without Graphviz, or when the store cannot be read)."""
+    store = _store(request)
     try:
-        graphviz = _dot_version(settings.dot_timeout_s)
+        graphviz: str | None = _dot_version(settings.dot_timeout_s)
     except RenderError:
-        # Without dot no graph can be drawn: tell the orchestrator this replica is unfit.
+        graphviz = None
+    # Without dot no graph can be drawn, without the store no session can be found: tell
+    # the orchestrator this replica is unfit.
+    fit = graphviz is not None and "error" not in store
+    if not fit:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-        return Health(status="unavailable", graphviz=None, devices=available_devices())
-    return Health(status="ok", graphviz=graphviz, devices=available_devices())
+    return Health(
+        status="ok" if fit else "unavailable",
+        graphviz=graphviz,
+        devices=available_devices(),
+        store=store,
+    )
+
+
+def _store(request: Request) -> dict[str, str | None]:
+    store = getattr(request.app.state, "store", None)
+    if store is None:
+        return {"kind": None, "set_aside": None}
+    try:
+        return dict(store.check_records())
+    except Exception as error:  # whatever the database or Redis raised, say it
+        return {"kind": None, "set_aside": None, "error": str(error)[:200]}
 
 
 @cache

@@ -6,16 +6,39 @@ rebuild a session by replay. `app.engine.store` keeps the live sessions on top o
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import math
+import os
 import sqlite3
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-__all__ = ["Records", "RedisRecords", "SQLiteRecords", "SessionRecord", "open_records"]
+__all__ = [
+    "BadRecord",
+    "Records",
+    "RedisRecords",
+    "SQLiteRecords",
+    "SessionRecord",
+    "open_records",
+]
+
+_log = logging.getLogger(__name__)
+
+
+class BadRecord(Exception):
+    """A session's record cannot be read back: that session fails, no other."""
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__(
+            f"the record of session {session_id[:64]} is damaged and cannot be replayed; "
+            "delete it (DELETE /api/sessions/{id}) and start a new session"
+        )
 
 
 @dataclass
@@ -26,6 +49,18 @@ class SessionRecord:
     cursor: int
     created: float
     last_used: float
+
+
+def _record(session_id: str, fields: tuple[Any, ...]) -> SessionRecord:
+    """A record from its stored fields (config as a JSON string); BadRecord if damaged."""
+    try:
+        id_, lesson, config, cursor, created, last_used = fields
+        parsed = json.loads(config)
+        if not isinstance(parsed, dict) or not isinstance(cursor, int):
+            raise ValueError("not a record")
+        return SessionRecord(id_, lesson, parsed, cursor, float(created), float(last_used))
+    except (TypeError, ValueError):
+        raise BadRecord(session_id) from None
 
 
 class Records(Protocol):
@@ -45,27 +80,74 @@ class Records(Protocol):
         """Delete the records last used before `before`; return their ids."""
         ...
 
+    def check(self) -> dict[str, Any]:
+        """What /healthz reports of the store (``kind``, ``set_aside``); raises if it
+        cannot be read."""
+        ...
+
     def close(self) -> None: ...
 
 
+def _move_aside(path: Path, error: BaseException) -> Path:
+    """Rename a database that cannot be opened (and its WAL files) out of the way."""
+    aside = path.with_name(f"{path.name}.broken-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
+    for suffix in ("", "-wal", "-shm"):
+        with contextlib.suppress(FileNotFoundError):  # another worker process moved it
+            os.replace(f"{path}{suffix}", f"{aside}{suffix}")
+    _log.error("session store %s could not be opened (%s): moved it to %s", path, error, aside)
+    return aside
+
+
 class SQLiteRecords:
-    """Records in one SQLite file (WAL mode, so several server processes can share it)."""
+    """Records in one SQLite file (WAL mode, so several server processes can share it).
+
+    A file that is not a sound database (truncated, garbage, a folder in its place) is
+    moved aside when opened, with one log line saying where, and a new one is started:
+    the sessions it held are lost, the server is not. ``set_aside`` says where it went.
+    """
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # NOTE: NORMAL syncs at checkpoints only: a power cut may lose the last steps'
-        # cursors, never corrupt the file; a process crash loses nothing.
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS sessions (id TEXT PRIMARY KEY, lesson TEXT NOT NULL,"
-            " config TEXT NOT NULL, cursor INTEGER NOT NULL, created REAL NOT NULL,"
-            " last_used REAL NOT NULL)"
-        )
-        self._db.execute("CREATE INDEX IF NOT EXISTS sessions_last_used ON sessions (last_used)")
+        self.path = path
+        self.set_aside: Path | None = None
+        try:
+            self._db = self._open(path)
+        except (sqlite3.DatabaseError, OSError) as error:
+            self.set_aside = _move_aside(path, error)
+            self._db = self._open(path)
+
+    @staticmethod
+    def _open(path: Path) -> sqlite3.Connection:
+        if not path.exists():  # created readable by its owner only
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            # NOTE: NORMAL syncs at checkpoints only: a power cut may lose the last steps'
+            # cursors, never corrupt the file; a process crash loses nothing.
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA busy_timeout=5000")
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS sessions (id TEXT PRIMARY KEY, lesson TEXT NOT NULL,"
+                " config TEXT NOT NULL, cursor INTEGER NOT NULL, created REAL NOT NULL,"
+                " last_used REAL NOT NULL)"
+            )
+            db.execute("CREATE INDEX IF NOT EXISTS sessions_last_used ON sessions (last_used)")
+            (verdict,) = db.execute("PRAGMA quick_check").fetchone()
+            if verdict != "ok":
+                raise sqlite3.DatabaseError(f"quick_check: {verdict}")
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def check(self) -> dict[str, Any]:
+        """What /healthz reports of the store; raises if the file cannot be read."""
+        with self._lock:
+            self._db.execute("SELECT count(*) FROM sessions").fetchone()
+        aside = str(self.set_aside) if self.set_aside is not None else None
+        return {"kind": "sqlite", "set_aside": aside}
 
     def get(self, session_id: str) -> SessionRecord | None:
         with self._lock:
@@ -75,7 +157,7 @@ class SQLiteRecords:
             ).fetchone()
         if row is None:
             return None
-        return SessionRecord(row[0], row[1], json.loads(row[2]), row[3], row[4], row[5])
+        return _record(session_id, tuple(row))
 
     def add(self, record: SessionRecord, *, limit: int) -> bool:
         with self._lock:
@@ -165,9 +247,18 @@ class RedisRecords:
         raw = self._client.get(self._prefix + session_id)
         if raw is None:
             return None
-        fields = json.loads(str(raw))
-        fields["config"] = json.loads(fields["config"])
-        return SessionRecord(**fields)
+        try:
+            fields = json.loads(str(raw))
+            order = ("id", "lesson", "config", "cursor", "created", "last_used")
+            values = tuple(fields[name] for name in order)
+        except (ValueError, KeyError, TypeError):
+            raise BadRecord(session_id) from None
+        return _record(session_id, values)
+
+    def check(self) -> dict[str, Any]:
+        """What /healthz reports of the store; raises if Redis cannot be reached."""
+        self._client.ping()
+        return {"kind": "redis", "set_aside": None}
 
     def add(self, record: SessionRecord, *, limit: int) -> bool:
         # NOTE: cjson turns integral floats into integers, so config goes in as a JSON

@@ -187,6 +187,10 @@ class SessionStore:
             session_id, lambda session: session.grad_element(node_id, side, k, index), moves=True
         )
 
+    def check_records(self) -> dict[str, Any]:
+        """What /healthz says of the session records (raises when they cannot be read)."""
+        return self._records.check()
+
     def delete(self, session_id: str) -> None:
         with self._session_lock(session_id):
             if not self._records.delete(session_id):

@@ -34,3 +34,31 @@ def test_health_unavailable_without_graphviz(client, monkeypatch):
     assert response.status_code == 503
     assert response.json()["status"] == "unavailable"
     assert response.json()["graphviz"] is None
+
+
+def test_a_corrupt_session_database_is_set_aside_and_reported(make_api, tmp_path) -> None:
+    folder = tmp_path / "var"
+    folder.mkdir()
+    (folder / "sessions.db").write_bytes(b"not a database at all" * 100)
+    api = make_api()
+    health = api.client.get("/healthz").json()
+    assert health["store"]["kind"] == "sqlite"
+    aside = health["store"]["set_aside"]
+    assert aside and aside.startswith(str(folder / "sessions.db.broken-"))
+    assert (folder / aside.rsplit("/", 1)[1]).read_bytes().startswith(b"not a database")
+    created = api.client.post("/api/sessions", json={"lesson": "autograd", "config": {}})
+    assert created.status_code == 201
+
+
+def test_a_damaged_record_answers_for_its_session_only(api) -> None:
+    good = api.client.post("/api/sessions", json={"lesson": "autograd", "config": {}}).json()
+    bad = api.client.post("/api/sessions", json={"lesson": "nn", "config": {}}).json()
+    api.store._records._db.execute(  # type: ignore[attr-defined]
+        "UPDATE sessions SET config = '{broken' WHERE id = ?", (bad["id"],)
+    )
+    api.store._drop_live(bad["id"])  # as if another process or a restart read it back
+    answer = api.client.get(f"/api/sessions/{bad['id']}")
+    assert answer.status_code == 409 and bad["id"] in answer.json()["detail"]
+    assert api.client.get(f"/api/sessions/{good['id']}").status_code == 200
+    assert api.client.delete(f"/api/sessions/{bad['id']}").status_code == 204
+    assert api.client.get("/healthz").json()["status"] == "ok"

@@ -156,3 +156,80 @@ def test_open_records_picks_the_backend_from_the_url(tmp_path, redis_url):
     assert isinstance(redis, RedisRecords)
     sqlite.close()
     redis.close()
+
+
+def _sound_database(path) -> bytes:
+    """The bytes of a database with enough records to span several pages."""
+    records = SQLiteRecords(path)
+    for i in range(300):
+        records.add(SessionRecord(f"s{i:04d}", "autograd", {"N": i}, i, 1.0, 2.0), limit=1000)
+    records.close()
+    data = path.read_bytes()
+    for suffix in ("", "-wal", "-shm"):
+        (path.parent / f"{path.name}{suffix}").unlink(missing_ok=True)
+    return data
+
+
+def _corrupt(kind: str, path, sound: bytes) -> None:
+    if kind == "truncated":
+        path.write_bytes(sound[:100])
+    elif kind == "garbage header":
+        path.write_bytes(b"\x13\x37" * 64 + sound[128:])
+    elif kind == "garbage in the middle":
+        middle = len(sound) // 2
+        path.write_bytes(sound[:middle] + b"\xff" * 8192 + sound[middle + 8192 :])
+    else:  # a directory where the file should be
+        path.mkdir()
+        (path / "x").write_text("x")
+
+
+@pytest.mark.parametrize(
+    "kind", ["truncated", "garbage header", "garbage in the middle", "a directory"]
+)
+def test_a_database_that_cannot_be_opened_is_set_aside(tmp_path, caplog, kind: str) -> None:
+    sound = _sound_database(tmp_path / "sound.db")
+    path = tmp_path / "sessions.db"
+    _corrupt(kind, path, sound)
+    with caplog.at_level("ERROR", logger="app.engine.records"):
+        records = SQLiteRecords(path)
+    try:
+        assert records.set_aside is not None and records.set_aside.exists()
+        assert records.set_aside.parent == path.parent
+        assert records.check() == {"kind": "sqlite", "set_aside": str(records.set_aside)}
+        errors = [r for r in caplog.records if r.levelname == "ERROR"]
+        assert len(errors) == 1 and str(records.set_aside) in errors[0].getMessage()
+        # A fresh store works.
+        assert records.add(SessionRecord("new", "nn", {}, 0, 1.0, 1.0), limit=10)
+        assert records.get("new") is not None
+    finally:
+        records.close()
+
+
+def test_a_sound_database_is_kept_and_created_for_its_owner_only(tmp_path) -> None:
+    path = tmp_path / "sessions.db"
+    records = SQLiteRecords(path)
+    records.add(SessionRecord("a", "nn", {"N": 2}, 3, 1.0, 1.0), limit=10)
+    records.close()
+    assert path.stat().st_mode & 0o777 == 0o600
+    again = SQLiteRecords(path)
+    try:
+        assert again.set_aside is None
+        assert again.get("a") == SessionRecord("a", "nn", {"N": 2}, 3, 1.0, 1.0)
+    finally:
+        again.close()
+
+
+def test_a_damaged_record_fails_its_own_session_only(tmp_path) -> None:
+    from app.engine.records import BadRecord
+
+    records = SQLiteRecords(tmp_path / "sessions.db")
+    try:
+        records.add(SessionRecord("good", "nn", {}, 0, 1.0, 1.0), limit=10)
+        records.add(SessionRecord("bad", "nn", {}, 0, 1.0, 1.0), limit=10)
+        records._db.execute("UPDATE sessions SET config = '{broken' WHERE id = 'bad'")
+        with pytest.raises(BadRecord, match="bad"):
+            records.get("bad")
+        assert records.get("good") is not None
+        assert records.delete("bad")
+    finally:
+        records.close()
