@@ -41,9 +41,10 @@ def healthz(
         graphviz: str | None = _dot_version(settings.dot_timeout_s)
     except RenderError:
         graphviz = None
-    # Without dot no graph can be drawn, without the store no session can be found: tell
-    # the orchestrator this replica is unfit.
-    fit = graphviz is not None and "error" not in store
+    # Without dot no graph can be drawn, without its database no session found: tell the
+    # orchestrator this replica is unfit. Redis out of reach is reported, not held against
+    # the replica (restarting it would not bring Redis back).
+    fit = graphviz is not None and ("error" not in store or store["kind"] == "redis")
     if not fit:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     return Health(
@@ -56,12 +57,7 @@ def healthz(
 
 def _store(request: Request) -> dict[str, str | None]:
     store = getattr(request.app.state, "store", None)
-    if store is None:
-        return {"kind": None, "set_aside": None}
-    try:
-        return dict(store.check_records())
-    except Exception as error:  # whatever the database or Redis raised, say it
-        return {"kind": None, "set_aside": None, "error": str(error)[:200]}
+    return {"kind": None, "set_aside": None} if store is None else dict(store.check_records())
 
 
 @cache

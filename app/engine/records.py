@@ -81,8 +81,8 @@ class Records(Protocol):
         ...
 
     def check(self) -> dict[str, Any]:
-        """What /healthz reports of the store (``kind``, ``set_aside``); raises if it
-        cannot be read."""
+        """What /healthz reports of the store: ``kind``, ``set_aside`` and, when the
+        records cannot be read now, ``error``."""
         ...
 
     def close(self) -> None: ...
@@ -143,10 +143,12 @@ class SQLiteRecords:
         return db
 
     def check(self) -> dict[str, Any]:
-        """What /healthz reports of the store; raises if the file cannot be read."""
-        with self._lock:
-            self._db.execute("SELECT count(*) FROM sessions").fetchone()
         aside = str(self.set_aside) if self.set_aside is not None else None
+        try:
+            with self._lock:
+                self._db.execute("SELECT count(*) FROM sessions").fetchone()
+        except sqlite3.Error as error:
+            return {"kind": "sqlite", "set_aside": aside, "error": str(error)[:200]}
         return {"kind": "sqlite", "set_aside": aside}
 
     def get(self, session_id: str) -> SessionRecord | None:
@@ -256,8 +258,12 @@ class RedisRecords:
         return _record(session_id, values)
 
     def check(self) -> dict[str, Any]:
-        """What /healthz reports of the store; raises if Redis cannot be reached."""
-        self._client.ping()
+        import redis
+
+        try:
+            self._client.ping()
+        except redis.RedisError as error:
+            return {"kind": "redis", "set_aside": None, "error": str(error)[:200]}
         return {"kind": "redis", "set_aside": None}
 
     def add(self, record: SessionRecord, *, limit: int) -> bool:

@@ -62,3 +62,10 @@ def test_a_damaged_record_answers_for_its_session_only(api) -> None:
     assert api.client.get(f"/api/sessions/{good['id']}").status_code == 200
     assert api.client.delete(f"/api/sessions/{bad['id']}").status_code == 204
     assert api.client.get("/healthz").json()["status"] == "ok"
+
+
+def test_a_store_that_cannot_be_read_makes_the_replica_unfit(api) -> None:
+    api.store._records._db.close()  # type: ignore[attr-defined]  # as if the file went bad
+    health = api.client.get("/healthz")
+    assert health.status_code == 503
+    assert health.json()["status"] == "unavailable" and health.json()["store"]["error"]

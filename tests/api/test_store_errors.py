@@ -20,4 +20,6 @@ def test_unreachable_redis_is_a_503_with_retry_after(make_api: Callable[..., Api
     assert response.status_code == 503
     assert "Redis" in response.json()["detail"]
     assert response.headers["retry-after"] == "5"
-    assert api.get("/healthz").status_code == 200
+    health = api.get("/healthz")
+    assert health.status_code == 200  # Redis out of reach is reported, not held against it
+    assert health.json()["store"]["kind"] == "redis" and health.json()["store"]["error"]
