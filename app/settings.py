@@ -52,30 +52,34 @@ class Settings(BaseSettings):
         default=1800, gt=0, description="Seconds an unused session is kept before it expires."
     )
     max_live_sessions: int = Field(
-        default=16,
+        default=64,
         gt=0,
         description=(
-            "Paused lesson programs held in memory; other sessions are rebuilt by replay "
-            "when next used."
+            "Session hosts (one process per live session) kept on this machine; the least "
+            "recently used are ended, and replayed when next used."
         ),
     )
     max_live_bytes: int | None = Field(
         default=None,
         gt=0,
         description=(
-            "Estimated tensor bytes of the paused lesson programs one worker process holds; "
-            "the least recently used are closed (and rebuilt by replay when next used) to "
-            "stay under it. Unset: a quarter of the memory of this host or container (half "
-            "of it for the two worker processes `make run` and the image start)."
+            "Estimated tensor bytes of the live sessions' hosts on this machine; the least "
+            "recently used are ended (and replayed when next used) to stay under it. Unset: "
+            "half of the memory of this host or container."
         ),
+    )
+    max_cuda_hosts: int = Field(
+        default=4,
+        gt=0,
+        description="Session hosts on a GPU at once (each holds its own CUDA context).",
     )
     checkpoints: int = Field(
         default=4,
         ge=0,
         le=64,
         description=(
-            "Paused copies of a live CPU session's program kept at earlier cursors, built while "
-            "the worker process is idle, so that a seek back goes on from the nearest one "
+            "Paused copies of a live CPU session's program kept at earlier cursors, built "
+            "while its host is idle, so that a seek back goes on from the nearest one "
             "instead of replaying from the start (0: none)."
         ),
     )
@@ -87,13 +91,49 @@ class Settings(BaseSettings):
             "(each one is a full copy of them)."
         ),
     )
-    max_concurrent_work: int = Field(
-        default=4, gt=0, description="Torch jobs (steps, seeks, renders) running at once."
-    )
-    work_queue_timeout_s: float = Field(
-        default=2.0,
+    step_time_s: float = Field(
+        default=30.0,
         gt=0,
-        description="Seconds a request waits for a torch job slot before it is refused as busy.",
+        description=(
+            "Seconds one step may run: a longer one stops between two events and says so "
+            "(State.interrupted); the client steps again to go on."
+        ),
+    )
+    session_cpu_s: float = Field(
+        default=900.0,
+        gt=0,
+        description=(
+            "CPU seconds a session's steps may use in all (replays and checks are free); "
+            "then its steps answer 429."
+        ),
+    )
+    session_queue: int = Field(
+        default=8,
+        gt=0,
+        description="Requests that may wait for a busy session; more answer 409.",
+    )
+    host_idle_s: float = Field(
+        default=600.0,
+        gt=0,
+        description=(
+            "Seconds a session host waits for a request before it ends (the session is "
+            "replayed when next used)."
+        ),
+    )
+    host_memory_margin_bytes: int = Field(
+        default=1 << 30,
+        ge=0,
+        description=(
+            "Address space a CPU session host may map beyond its memory budget "
+            "(max_session_bytes): thread stacks, allocator arenas, temporaries."
+        ),
+    )
+    host_dir: Path | None = Field(
+        default=None,
+        description=(
+            "Folder of the session hosts' sockets, shared by every worker process and app "
+            "that shares the hosts (default: data_dir/hosts)."
+        ),
     )
     dot_timeout_s: float = Field(
         default=5.0,
@@ -125,7 +165,10 @@ class Settings(BaseSettings):
         """`max_live_bytes`, or its default for this host; never below one session's budget."""
         if self.max_live_bytes is not None:
             return self.max_live_bytes
-        return max(self.max_session_bytes, memory_bytes() // 4)
+        return max(self.max_session_bytes, memory_bytes() // 2)
+
+    def hosts_folder(self) -> Path:
+        return self.host_dir if self.host_dir is not None else self.data_dir / "hosts"
 
     @field_validator("allowed_hosts", "cors_origins", mode="before")
     @classmethod

@@ -12,9 +12,9 @@ from fastapi import Depends, FastAPI, Request
 from starlette.concurrency import run_in_threadpool
 
 from app.engine.devices import available_devices
-from app.engine.locks import HostLocks
+from app.engine.hosts import Hosts
 from app.engine.records import open_records
-from app.engine.store import SessionStore
+from app.engine.store import HostLimits, SessionStore
 from app.lessons.config import Limits
 from app.settings import Settings
 
@@ -57,18 +57,30 @@ def open_store(settings: Settings) -> SessionStore:
     records = open_records(
         settings.store_url, data_dir=settings.data_dir, ttl_s=settings.session_ttl_s
     )
-    return SessionStore(
-        records,
-        max_sessions=settings.max_sessions,
-        max_live_sessions=settings.max_live_sessions,
-        max_live_bytes=settings.live_bytes(),
+    limits = HostLimits(
         checkpoints=settings.checkpoints,
         checkpoint_max_bytes=settings.checkpoint_max_bytes,
+        memory_bytes=settings.max_session_bytes,
+        memory_margin_bytes=settings.host_memory_margin_bytes,
+        step_time_s=settings.step_time_s,
+        cpu_s=settings.session_cpu_s,
+        queue=settings.session_queue,
+        idle_s=settings.host_idle_s,
+    )
+    caps = {
+        "hosts": settings.max_live_sessions,
+        "bytes": settings.live_bytes(),
+        "cuda_hosts": settings.max_cuda_hosts,
+    }
+    # A request waits for the steps queued before it (each at most step_time_s).
+    wait_s = settings.step_time_s * (settings.session_queue + 1) + 30.0
+    hosts = Hosts(settings.hosts_folder(), caps=caps, answer_timeout_s=wait_s)
+    return SessionStore(
+        records,
+        hosts,
+        limits=limits,
+        max_sessions=settings.max_sessions,
         ttl_s=settings.session_ttl_s,
-        max_concurrent_work=settings.max_concurrent_work,
-        queue_timeout_s=settings.work_queue_timeout_s,
-        # Worker processes of one host (WEB_CONCURRENCY) share the data folder.
-        host_locks=HostLocks(settings.data_dir / "sessions.locks"),
     )
 
 

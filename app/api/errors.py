@@ -18,10 +18,11 @@ from starlette.exceptions import HTTPException
 
 from app.api.middleware import SECURITY_HEADERS
 from app.api.schemas import MAX_COUNT, STEP_KINDS, Error
+from app.engine.hosts import CpuSpent, HostDied, SessionBusy
 from app.engine.records import BadRecord
 from app.engine.render import GraphTooLarge, RenderError
 from app.engine.session import GraphFreedError
-from app.engine.store import Busy, OutOfMemory, TooManySessions, UnknownSession
+from app.engine.store import TooManySessions, UnknownSession
 from app.lessons.config import ConfigError
 
 __all__ = ["error_response", "install_error_handlers", "responses", "validation_detail"]
@@ -122,9 +123,10 @@ _STATUS: dict[type[Exception], int] = {
     GraphTooLarge: status.HTTP_422_UNPROCESSABLE_CONTENT,
     GraphFreedError: status.HTTP_409_CONFLICT,
     BadRecord: status.HTTP_409_CONFLICT,
+    SessionBusy: status.HTTP_409_CONFLICT,
     TooManySessions: status.HTTP_429_TOO_MANY_REQUESTS,
-    Busy: status.HTTP_503_SERVICE_UNAVAILABLE,
-    OutOfMemory: status.HTTP_503_SERVICE_UNAVAILABLE,
+    CpuSpent: status.HTTP_429_TOO_MANY_REQUESTS,
+    HostDied: status.HTTP_503_SERVICE_UNAVAILABLE,
     RenderError: status.HTTP_503_SERVICE_UNAVAILABLE,  # RenderTimeout too
 }
 
@@ -132,8 +134,10 @@ _STATUS: dict[type[Exception], int] = {
 async def _on_engine_error(request: Request, exc: Exception) -> JSONResponse:
     code = next(_STATUS[t] for t in type(exc).__mro__ if t in _STATUS)
     headers = None
-    if isinstance(exc, Busy | TooManySessions):
+    if isinstance(exc, TooManySessions):
         headers = {"Retry-After": str(exc.retry_after_s)}
+    elif isinstance(exc, HostDied):
+        headers = {"Retry-After": "1"}  # the next request replays the session
     elif code == status.HTTP_503_SERVICE_UNAVAILABLE:
         headers = {"Retry-After": "5"}
     if isinstance(exc, ConfigError):  # every invalid field, for a form to mark them all

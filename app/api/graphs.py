@@ -74,8 +74,7 @@ def read_grad_element(
 def read_graph_svg(session_id: str, store: StoreDep, settings: SettingsDep) -> Response:
     """Draw the graph with Graphviz (each structure is laid out once, then cached)."""
     graph = store.graph(session_id)
-    with store.work():
-        svg = to_svg(graph, timeout_s=settings.dot_timeout_s, max_nodes=settings.max_graph_nodes)
+    svg = to_svg(graph, timeout_s=settings.dot_timeout_s, max_nodes=settings.max_graph_nodes)
     return Response(svg, media_type=SVG)
 
 

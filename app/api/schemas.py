@@ -172,6 +172,14 @@ class Frame(_Out):
     scalars: dict[str, float | bool | None]
 
 
+class Interrupted(_Out):
+    reason: Literal["time", "cancelled"]
+    remaining: int | None = Field(
+        description="What is left of the step's count (null for by=end): step again with it."
+    )
+    detail: str
+
+
 class State(_Out):
     """Where a session is: cursor, line, event, losses, variables, optimizer, error."""
 
@@ -193,6 +201,10 @@ class State(_Out):
     )
     frames: list[Frame] | None = Field(
         default=None, description="The lesson's active function frames, innermost last."
+    )
+    interrupted: Interrupted | None = Field(
+        default=None,
+        description="A step that stopped early, between events (its time limit, a cancel).",
     )
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Response, status
+from fastapi import APIRouter, HTTPException, Request, Response, status
+from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import LimitsDep, StoreDep
 from app.api.errors import responses
@@ -15,9 +17,12 @@ from app.lessons.registry import LESSONS, get_lesson
 
 __all__ = ["router"]
 
+_HANG_UP_CHECK_S = 0.25  # how often a running step looks for its client hanging up
+
 router = APIRouter(prefix="/api/sessions", tags=["sessions"])
 
-_BUSY = status.HTTP_503_SERVICE_UNAVAILABLE
+# A busy session's queue is full (409); its host died and is replayed (503, once).
+_BUSY = (status.HTTP_409_CONFLICT, status.HTTP_503_SERVICE_UNAVAILABLE)
 _MISSING = status.HTTP_404_NOT_FOUND
 _BODY = (status.HTTP_413_CONTENT_TOO_LARGE, status.HTTP_415_UNSUPPORTED_MEDIA_TYPE)
 
@@ -27,7 +32,7 @@ _BODY = (status.HTTP_413_CONTENT_TOO_LARGE, status.HTTP_415_UNSUPPORTED_MEDIA_TY
     status_code=status.HTTP_201_CREATED,
     response_model=State,
     response_model_exclude_unset=True,
-    responses=responses(_MISSING, status.HTTP_429_TOO_MANY_REQUESTS, _BUSY, *_BODY),
+    responses=responses(_MISSING, status.HTTP_429_TOO_MANY_REQUESTS, *_BUSY, *_BODY),
 )
 def create_session(body: CreateSession, store: StoreDep, limits: LimitsDep) -> dict[str, Any]:
     """Start a run of a lesson, paused before its first line (cursor 0)."""
@@ -46,7 +51,7 @@ def create_session(body: CreateSession, store: StoreDep, limits: LimitsDep) -> d
     "/{session_id}",
     response_model=State,
     response_model_exclude_unset=True,
-    responses=responses(_MISSING, _BUSY),
+    responses=responses(_MISSING, *_BUSY),
 )
 def read_session(session_id: str, store: StoreDep) -> dict[str, Any]:
     """Return where the session is."""
@@ -57,18 +62,45 @@ def read_session(session_id: str, store: StoreDep) -> dict[str, Any]:
     "/{session_id}/step",
     response_model=State,
     response_model_exclude_unset=True,
-    responses=responses(_MISSING, _BUSY, *_BODY),
+    responses=responses(_MISSING, status.HTTP_429_TOO_MANY_REQUESTS, *_BUSY, *_BODY),
 )
-def step_session(session_id: str, body: StepBody, store: StoreDep) -> dict[str, Any]:
-    """Run `count` steps of kind `by`; a step past the end returns the final state."""
-    return store.step(session_id, by=body.by, count=body.count)
+async def step_session(
+    session_id: str, body: StepBody, store: StoreDep, request: Request
+) -> dict[str, Any]:
+    """Run `count` steps of kind `by`; a step past the end returns the final state.
+
+    A step stops early, between two events, at its time limit (`AGX_STEP_TIME_S`) or
+    when cancelled (also by the client hanging up): `interrupted` then says why and how
+    many steps are left; step again to go on."""
+    step = asyncio.ensure_future(
+        run_in_threadpool(store.step, session_id, by=body.by, count=body.count)
+    )
+    while True:
+        done, _ = await asyncio.wait({step}, timeout=_HANG_UP_CHECK_S)
+        if done:
+            return step.result()
+        if await request.is_disconnected():
+            await run_in_threadpool(store.cancel, session_id)
+            return await step
+
+
+@router.post(
+    "/{session_id}/cancel",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_class=Response,
+    responses=responses(_MISSING),
+)
+def cancel_session(session_id: str, store: StoreDep) -> None:
+    """Stop the step in flight, if any, at its next event (its answer then says
+    `interrupted.reason = "cancelled"`); 202 also when nothing runs."""
+    store.cancel(session_id)
 
 
 @router.post(
     "/{session_id}/seek",
     response_model=State,
     response_model_exclude_unset=True,
-    responses=responses(_MISSING, _BUSY, *_BODY),
+    responses=responses(_MISSING, *_BUSY, *_BODY),
 )
 def seek_session(session_id: str, body: SeekBody, store: StoreDep) -> dict[str, Any]:
     """Move to any cursor, earlier (replay) or later; past the end gives the final state."""
@@ -78,7 +110,7 @@ def seek_session(session_id: str, body: SeekBody, store: StoreDep) -> dict[str, 
 @router.post(
     "/{session_id}/gradcheck",
     response_model=Gradcheck,
-    responses=responses(_MISSING, status.HTTP_409_CONFLICT, _BUSY, *_BODY),
+    responses=responses(_MISSING, *_BUSY, *_BODY),
 )
 def gradcheck_session(session_id: str, body: GradcheckBody, store: StoreDep) -> dict[str, Any]:
     """Compare one element of this iteration's gradient with a central finite difference
@@ -97,7 +129,7 @@ def gradcheck_session(session_id: str, body: GradcheckBody, store: StoreDep) -> 
     "/{session_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses=responses(_MISSING, _BUSY),
+    responses=responses(_MISSING, *_BUSY),
 )
 def delete_session(session_id: str, store: StoreDep) -> None:
     """End the session and forget it."""

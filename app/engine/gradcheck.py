@@ -20,7 +20,7 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 from app.engine.snapshot import scope_tensors
-from app.engine.tracer import _RNG_LOCK, IterationStart, Run
+from app.engine.tracer import IterationStart, Run
 
 __all__ = ["GradcheckError", "gradcheck"]
 
@@ -136,7 +136,7 @@ def _loss(run: Run, start: IterationStart, name: str, index: tuple[int, ...], sh
     with torch.no_grad():
         target[index] += shift
     kinks = _Kinks()
-    with _RNG_LOCK, torch.random.fork_rng(devices=[]), torch.no_grad(), kinks:
+    with torch.random.fork_rng(devices=[]), torch.no_grad(), kinks:
         torch.set_rng_state(start.torch_rng[0])
         exec(_check_code(run), namespace)
     zeros = kinks.zeros + [

@@ -23,7 +23,7 @@ from app.engine.snapshot import (
     scope_tensors,
     tensor_detail,
 )
-from app.engine.tracer import STEP_KINDS, LessonProgram, Run
+from app.engine.tracer import STEP_KINDS, LessonProgram, Run, Stop
 from app.lessons.plain import lesson_globals
 from app.lessons.registry import Lesson
 
@@ -162,6 +162,10 @@ OUT_OF_MEMORY_ERRORS = frozenset({"OutOfMemoryError"})
 _WATCHED = 2  # details kept for the last names asked for (the inspector shows one)
 
 
+def _stopped(stop: Stop | None) -> bool:
+    return stop is not None and stop.reason is not None
+
+
 def settle(run: Run, limit: int | None = None) -> None:
     """Move ``run`` on, event by event (up to cursor ``limit``), until it is paused in a
     thread of its own, not inside a backward the autograd engine runs in its device
@@ -208,8 +212,8 @@ class Session:
     NOTE: a paused program cannot be copied, but a second run of it paused at an
     earlier cursor is as good as a copy (runs are deterministic). Such *checkpoints*
     are built by whoever has time to spare (:meth:`checkpoint_target`,
-    :meth:`new_run`, :meth:`add_checkpoint`: the store does it while its process is
-    idle), and a program left behind by a move back is kept as one too. A move to a
+    :meth:`new_run`, :meth:`add_checkpoint`: the session's host does it while idle),
+    and a program left behind by a move back is kept as one too. A move to a
     cursor goes on from the nearest checkpoint at or before it rather than from the
     start, and the checkpoints kept are those that leave the shortest walks.
     """
@@ -244,8 +248,9 @@ class Session:
         """A run of this session's program, not started (a checkpoint to be)."""
         return Run(self._program, lesson_globals(self.lesson, self.config))
 
-    def _walk(self, run: Run, by: str, count: int) -> None:
-        """Advance ``run``, timing long walks to know what a checkpoint saves.
+    def _walk(self, run: Run, by: str, count: int, stop: Stop | None = None) -> int:
+        """Advance ``run``, timing long walks to know what a checkpoint saves; return
+        how many of the ``count`` steps are left (``stop`` reached before the goal).
 
         A long ``event`` walk (over more than REPLAY_WINDOW events: the page runs to
         the end in such steps) that enters the training loop's last iteration goes
@@ -258,16 +263,18 @@ class Session:
         if by == "event" and count > REPLAY_WINDOW and run.iteration <= last:
             target = run.cursor + count
             if run.iteration < last:
-                run.advance(by, count, until_iteration=last)
-            if run.iteration >= last and run.cursor < target:
-                self._keep_last(run, target, time.perf_counter() - started)
+                run.advance(by, count, until_iteration=last, stop=stop)
+            if run.iteration >= last and run.cursor < target and not _stopped(stop):
+                self._keep_last(run, target, time.perf_counter() - started, stop)
+            left = 0 if self._run.done else max(0, target - self._run.cursor)
         else:
-            run.advance(by, count)
+            left = run.advance(by, count, stop=stop)
         events = run.cursor - before
         if events >= _TIMED_EVENTS:
             self.pace = (time.perf_counter() - started) / events
+        return left
 
-    def _keep_last(self, run: Run, target: int, walked: float) -> None:
+    def _keep_last(self, run: Run, target: int, walked: float, stop: Stop | None) -> None:
         """Walk on to ``target``, keeping views within a share of what a replay to here
         costs (or of the ``walked`` seconds, if more): what they save."""
         replay = max(walked, run.cursor * self.pace)
@@ -276,8 +283,10 @@ class Session:
             self._keep()
             run = self._run  # keeping may have replayed it (see _ensure_ledgers)
             run.advance("event", 1)
+            if _stopped(stop):
+                return
         if run.cursor < target:
-            run.advance("event", target - run.cursor)
+            run.advance("event", target - run.cursor, stop=stop)
 
     # -- checkpoints -----------------------------------------------------
 
@@ -354,43 +363,33 @@ class Session:
     def done(self) -> bool:
         return self._run.done and self._view is None
 
-    def step(self, *, by: str, count: int = 1) -> None:
-        """Advance ``count`` steps of kind ``by``; past the end is the end."""
+    def step(self, *, by: str, count: int = 1, stop: Stop | None = None) -> dict[str, Any] | None:
+        """Advance ``count`` steps of kind ``by``; past the end is the end.
+
+        Given ``stop``, the step may end early, between two events: the answer is then
+        State.interrupted (the reason, the steps left of ``count``), else None. A move
+        to a cursor already seen (from a view) is a seek, never interrupted.
+        """
         if by not in STEP_KINDS:
             raise ValueError(f"by must be one of {', '.join(STEP_KINDS)}")
         if self._view is not None and by == "event":
             self.seek(cursor=self._view + count)
-            return
+            return None
         finished = next((run for run in self._checkpoints if run.done), None)
         if by == "end" and finished is not None:  # the end was reached before: go on there
             self._view = None
             self._checkpoints.remove(finished)
             self._switch(finished)
-            return
+            return None
         self._materialize()
-        self._walk(self._run, by, count)
-
-    def free_device_thread(self) -> None:
-        """If the program is paused inside a backward the autograd engine runs in its
-        device thread (CUDA), move it past that backward, keeping the view it shows.
-
-        The state, graph and watched details at the cursor are kept first, so the
-        session answers as before; a step or detail that needs the program there
-        replays to it.
-        """
-        if not self._run.parked_elsewhere:
-            return
-        if self._view is None:
-            self._keep()
-            self._view = self._run.cursor
-        settle(self._run)
-
-    def catch_up(self, cursor: int, events: int) -> None:
-        """Move at most ``events`` on towards ``cursor`` (a later one), in the background:
-        not stopping inside a backward that holds the autograd engine's device thread."""
-        self.seek(cursor=min(cursor, self.cursor + events))
-        if self._view is None:
-            settle(self._run, limit=cursor)
+        left = self._walk(self._run, by, count, stop)
+        if stop is None or stop.reason is None or self._run.done:
+            return None
+        return {
+            "reason": stop.reason,
+            "remaining": None if by == "end" else left,
+            "detail": stop.detail,
+        }
 
     def seek(self, *, cursor: int) -> None:
         """Move to ``cursor`` (past the end: the end), replaying when moving back."""
@@ -516,6 +515,7 @@ class Session:
             "variables": self._summaries.summaries(scope_tensors(run)),
             "optimizer": optimizer_state(run),
             "error": dict(run.error) if run.error else None,
+            "interrupted": None,
             "scalars": scalars(run.scope, exclude=self.lesson.fields),
             "frames": [
                 {

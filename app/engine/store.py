@@ -1,44 +1,28 @@
-"""Live sessions (LRU + idle expiry) over persisted session records.
+"""Sessions: their records (the truth) and their hosts (the live programs).
 
-Records (`app.engine.records`, SQLite or Redis) are the truth: a live `Session` is a
-cache of one, and a session that is not live (never opened by this process, evicted,
-or from before a restart) is rebuilt by replay, `Session(...)` then
-`seek(cursor=record.cursor)`. Runs are deterministic, so the rebuilt session shows the
-same numbers.
+A record (`app.engine.records`, SQLite or Redis) says which lesson, which config and
+which cursor; the session's host (`app.engine.hosts`) runs the program paused there.
+A host that is not running (never started on this machine, ended when idle or by the
+memory caps, died, or from before a restart) is started from the record and replays
+to its cursor: runs are deterministic, so it shows the same numbers.
 """
 
 from __future__ import annotations
 
-import gc
 import math
 import secrets
-import threading
 import time
-import weakref
-from collections import OrderedDict
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
-import torch
-
-from app.engine.checkpoints import CheckpointBuilder
-from app.engine.locks import HostLocks
+from app.engine.host import HostSpec
+from app.engine.hosts import Hosts
 from app.engine.records import Records, SessionRecord
-from app.engine.session import OUT_OF_MEMORY_ERRORS, Session
 from app.lessons.config import estimate_bytes
 from app.lessons.registry import Lesson, get_lesson
 
-__all__ = [
-    "Busy",
-    "OutOfMemory",
-    "SessionStore",
-    "TooManySessions",
-    "UnknownSession",
-]
-
-T = TypeVar("T")
+__all__ = ["HostLimits", "SessionStore", "TooManySessions", "UnknownSession"]
 
 
 class UnknownSession(Exception):
@@ -61,67 +45,63 @@ class TooManySessions(Exception):
         self.retry_after_s = retry_after_s
 
 
-class Busy(Exception):
-    """No torch job slot (or the session itself) came free within the queue timeout."""
+@dataclass(frozen=True)
+class HostLimits:
+    """What every host of this server gets (see `HostSpec`)."""
 
-    def __init__(self, message: str, *, retry_after_s: int) -> None:
-        super().__init__(message)
-        self.retry_after_s = retry_after_s
+    checkpoints: int = 4
+    checkpoint_max_bytes: int = 256 << 20
+    memory_bytes: int = 2 << 30
+    memory_margin_bytes: int = 1 << 30
+    step_time_s: float = 30.0
+    cpu_s: float = 900.0
+    queue: int = 8
+    idle_s: float = 600.0
 
-
-class OutOfMemory(Exception):
-    """The device ran out of memory; the session is back at its cursor before the move."""
-
-
-@dataclass
-class _Live:
-    session: Session
-    last_used: float
-    bytes: int  # the run's estimated tensor memory
+    def spec(self, record: SessionRecord, lesson: Lesson) -> HostSpec:
+        size = estimate_bytes(lesson, record.config)
+        # NOTE: not on CUDA: each checkpoint is a copy of the session's tensors there.
+        small = size <= self.checkpoint_max_bytes and record.config.get("device", "cpu") == "cpu"
+        return HostSpec(
+            id=record.id,
+            lesson=record.lesson,
+            config=dict(record.config),
+            cursor=record.cursor,
+            bytes=size,
+            checkpoints=self.checkpoints if small else 0,
+            memory_bytes=self.memory_bytes,
+            memory_margin_bytes=self.memory_margin_bytes,
+            step_time_s=self.step_time_s,
+            cpu_s=self.cpu_s,
+            queue=self.queue,
+            idle_s=self.idle_s,
+        )
 
 
 class SessionStore:
-    """Sessions by id: create, use (serialised per id, bounded work), delete, expire.
+    """Sessions by id: create, use (through their hosts), cancel, delete, expire.
 
-    Every method blocks (torch work, I/O): call them from worker threads, never from an
-    event loop.
+    Every method blocks (socket and store I/O): call them from worker threads, never
+    from an event loop.
     """
 
     def __init__(
         self,
         records: Records,
+        hosts: Hosts,
         *,
+        limits: HostLimits,
         max_sessions: int,
-        max_live_sessions: int,
-        max_live_bytes: int | None = None,
-        checkpoints: int = 0,
-        checkpoint_max_bytes: int = 0,
         ttl_s: float,
-        max_concurrent_work: int,
-        queue_timeout_s: float,
-        host_locks: HostLocks | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._records = records
-        self._host_locks = host_locks
+        self.hosts = hosts
+        self._limits = limits
         self._max_sessions = max_sessions
-        self._max_live = max_live_sessions
-        self._max_live_bytes = max_live_bytes
         self._ttl_s = ttl_s
-        self._queue_timeout_s = queue_timeout_s
         self._clock = clock
-        self._slots = threading.BoundedSemaphore(max_concurrent_work)
-        self._guard = threading.Lock()  # over _live, _locks and _last_sweep
-        self._live: OrderedDict[str, _Live] = OrderedDict()
-        # NOTE: a lock lives while some thread holds a reference to it, so ids of gone
-        # sessions leave nothing behind and two threads on one id share one lock.
-        self._locks: weakref.WeakValueDictionary[str, threading.Lock] = (
-            weakref.WeakValueDictionary()
-        )
         self._last_sweep = clock()
-        self._checkpoints = checkpoints
-        self._checkpoint_max_bytes = checkpoint_max_bytes
-        self._builder = CheckpointBuilder(self) if checkpoints else None
 
     # -- service ---------------------------------------------------------
 
@@ -139,328 +119,109 @@ class SessionStore:
                 retry_after_s=max(1, min(60, math.ceil(self._ttl_s))),
             )
         try:
-            return self._use(record.id, _checked(Session.state), moves=True)
+            state: dict[str, Any] = self._call(record.id, {"op": "state"})
         except BaseException:
             self._records.delete(record.id)
+            self.hosts.kill(record.id)
             raise
+        return state
 
     def state(self, session_id: str) -> dict[str, Any]:
-        return self._use(session_id, Session.state)
+        result: dict[str, Any] = self._call(session_id, {"op": "state"})
+        return result
 
     def step(self, session_id: str, *, by: str, count: int) -> dict[str, Any]:
-        """Advance `count` steps of kind `by` (past the end: the end); return the State."""
-
-        def step(session: Session) -> dict[str, Any]:
-            session.step(by=by, count=count)
-            return session.state()
-
-        return self._use(session_id, _checked(step), moves=True)
+        """Advance `count` steps of kind `by` (past the end: the end); return the State
+        (with `interrupted` set when the step stopped early)."""
+        result: dict[str, Any] = self._call(
+            session_id, {"op": "step", "by": by, "count": count}, moves=True
+        )
+        return result
 
     def seek(self, session_id: str, *, cursor: int) -> dict[str, Any]:
         """Move to `cursor` (past the end: the end); return the State."""
-
-        def seek(session: Session) -> dict[str, Any]:
-            session.seek(cursor=cursor)
-            return session.state()
-
-        return self._use(session_id, _checked(seek), moves=True)
+        message = {"op": "seek", "cursor": cursor}
+        result: dict[str, Any] = self._call(session_id, message, moves=True)
+        return result
 
     def graph(self, session_id: str) -> dict[str, Any]:
-        return self._use(session_id, Session.graph)
+        result: dict[str, Any] = self._call(session_id, {"op": "graph"})
+        return result
 
     def torchviz_dot(self, session_id: str) -> str:
-        return self._use(session_id, Session.torchviz_dot)
+        return str(self._call(session_id, {"op": "torchviz_dot"}))
 
     def tensor(self, session_id: str, name: str) -> dict[str, Any]:
         """TensorDetail of `name`; KeyError (not UnknownSession) when it is not in scope."""
-        return self._use(session_id, lambda session: session.tensor(name))
+        result: dict[str, Any] = self._call(session_id, {"op": "tensor", "name": name})
+        return result
 
     def gradcheck(self, session_id: str, tensor: str, index: list[int]) -> dict[str, Any]:
         """Check one gradient element; KeyError when `tensor` is not in scope."""
-        return self._use(session_id, lambda session: session.gradcheck(tensor, index))
+        message = {"op": "gradcheck", "tensor": tensor, "index": index}
+        result: dict[str, Any] = self._call(session_id, message)
+        return result
 
     def grad_element(
         self, session_id: str, node_id: str, side: str, k: int, index: list[int]
     ) -> dict[str, Any]:
         """An element of a gradient in a node's ledger (KeyError: no such ledger here)."""
-        return self._use(
-            session_id, lambda session: session.grad_element(node_id, side, k, index), moves=True
-        )
+        message = {"op": "grad_element", "node_id": node_id, "side": side, "k": k, "index": index}
+        result: dict[str, Any] = self._call(session_id, message)
+        return result
+
+    def ping(self, session_id: str) -> dict[str, Any]:
+        """The host's process id, cursor, CPU time spent and checkpoints (for tests)."""
+        result: dict[str, Any] = self._call(session_id, {"op": "ping"})
+        return result
+
+    def cancel(self, session_id: str) -> None:
+        """Stop the session's step in flight, if any, at its next event."""
+        if self._records.get(session_id) is None:
+            raise UnknownSession(session_id)
+        self.hosts.cancel(session_id)
 
     def check_records(self) -> dict[str, Any]:
         """What /healthz says of the session records (raises when they cannot be read)."""
         return self._records.check()
 
     def delete(self, session_id: str) -> None:
-        with self._session_lock(session_id):
-            if not self._records.delete(session_id):
-                raise UnknownSession(session_id)
-            self._drop_live(session_id)
-
-    @contextmanager
-    def work(self) -> Iterator[None]:
-        """Hold one of the `max_concurrent_work` job slots (raise Busy after the timeout)."""
-        if not self._slots.acquire(timeout=self._queue_timeout_s):
-            raise Busy(
-                "the server is busy running other lessons; try again in a moment",
-                retry_after_s=max(1, math.ceil(self._queue_timeout_s)),
-            )
-        try:
-            yield
-        finally:
-            self._slots.release()
+        if not self._records.delete(session_id):
+            raise UnknownSession(session_id)
+        self.hosts.kill(session_id)
 
     def sweep(self) -> list[str]:
-        """Delete the records idle for longer than the TTL and close their live sessions."""
+        """Delete the records idle for longer than the TTL and end their hosts."""
         now = self._clock()
-        with self._guard:
-            self._last_sweep = now
-            idle = [i for i, live in self._live.items() if live.last_used < now - self._ttl_s]
+        self._last_sweep = now
         gone = self._records.expire(before=now - self._ttl_s)
-        for session_id in {*gone, *idle}:
-            lock = self._lock_for(session_id)
-            # One in use is not idle: it is saved again when its request ends.
-            if lock.acquire(blocking=False):
-                try:
-                    self._drop_live(session_id)
-                finally:
-                    lock.release()
+        for session_id in gone:
+            self.hosts.kill(session_id)
         return gone
 
     def close(self) -> None:
-        """Close every live session and the records."""
-        if self._builder is not None:
-            self._builder.stop()
-        with self._guard:
-            lives = list(self._live.values())
-            self._live.clear()
-        for live in lives:
-            live.session.close()
+        """End the hosts this process used, and close the records."""
+        self.hosts.close()
         self._records.close()
-        if self._host_locks is not None:
-            self._host_locks.close()
 
     # -- mechanics -------------------------------------------------------
 
-    def _use(self, session_id: str, action: Callable[[Session], T], *, moves: bool = False) -> T:
-        if self._builder is None:
-            return self._use_now(session_id, action, moves=moves)
-        with self._builder.request():
-            result = self._use_now(session_id, action, moves=moves)
-        if moves:
-            self._evict()  # a move back keeps the program it left as a checkpoint
-            self._builder.want(session_id)
-        return result
-
-    def _use_now(
-        self, session_id: str, action: Callable[[Session], T], *, moves: bool = False
-    ) -> T:
-        if self._clock() - self._last_sweep > min(self._ttl_s / 4, 60.0):
+    def _call(self, session_id: str, message: dict[str, Any], *, moves: bool = False) -> Any:
+        now = self._clock()
+        if now - self._last_sweep > min(self._ttl_s / 4, 60.0):
             self.sweep()
-        with self._session_lock(session_id):
-            record = self._records.get(session_id)
-            now = self._clock()
-            if record is None or record.last_used < now - self._ttl_s:
-                if record is not None:
-                    self._records.delete(session_id)
-                self._drop_live(session_id)
-                raise UnknownSession(session_id)
-            failure: str | None = None
-            with self.work():
-                try:
-                    result, cursor = self._act(record, action, now)
-                except torch.cuda.OutOfMemoryError as exc:
-                    failure = _first_line(exc)
-                if failure is not None:
-                    self._forget_after_oom(session_id)
-                    raise OutOfMemory(
-                        f"the device ran out of memory ({failure}); the session is still at "
-                        "its previous step: try again later, or use a smaller config"
-                    )
-            self._records.touch(
-                session_id, cursor=cursor if moves else record.cursor, last_used=now
-            )
-            return result
+        record = self._records.get(session_id)
+        if record is None or record.last_used < now - self._ttl_s:
+            if record is not None:
+                self._records.delete(session_id)
+                self.hosts.kill(session_id)
+            raise UnknownSession(session_id)
+        found = record
 
-    def _act(
-        self, record: SessionRecord, action: Callable[[Session], T], now: float
-    ) -> tuple[T, int]:
-        if record.config.get("device", "cpu") != "cpu":
-            self._free_device_threads(besides=record.id)
-        session = self._live_session(record, now)
-        return action(session), session.cursor
+        def spec() -> HostSpec:
+            return self._limits.spec(found, get_lesson(found.lesson))
 
-    def _free_device_threads(self, *, besides: str) -> None:
-        """Move the other live sessions out of any backward they are paused in on a GPU.
-
-        NOTE: there the autograd engine runs backward in its device thread, one per
-        device, and a program paused in a node hook holds that thread: any other
-        backward on the device would wait for it to move, maybe until it expires. They
-        keep showing where they are (`Session.free_device_thread`).
-        """
-        with self._guard:
-            others = [i for i, live in self._live.items() if i != besides]
-        for session_id in others:
-            self._with_lock(session_id, self._free_device_thread)
-
-    def _free_device_thread(self, session_id: str) -> None:
-        live = self._live_of(session_id)
-        if live is not None:
-            live.session.free_device_thread()
-
-    def _live_of(self, session_id: str) -> _Live | None:
-        """The live entry of `session_id` (hold its lock to use the session)."""
-        with self._guard:
-            return self._live.get(session_id)
-
-    def _forget_after_oom(self, session_id: str) -> None:
-        """Close the run an out-of-memory error left at an unknown point, and free memory.
-
-        NOTE: called after the `except` block, once the traceback (whose frames hold the
-        run's tensors) is gone. The record keeps the cursor before the failed move, so a
-        later request rebuilds the session there by replay.
-        """
-        self._drop_live(session_id)
-        gc.collect()
-        if torch.cuda.is_initialized():
-            torch.cuda.empty_cache()
-
-    @contextmanager
-    def _session_lock(self, session_id: str) -> Iterator[None]:
-        """Hold the session against other threads, then against other processes."""
-        busy = Busy(
-            "this session is busy with another request; try again when it has finished",
-            retry_after_s=max(1, math.ceil(self._queue_timeout_s)),
-        )
-        deadline = time.monotonic() + self._queue_timeout_s
-        with ExitStack() as held:
-            lock = self._lock_for(session_id)
-            if not lock.acquire(timeout=self._queue_timeout_s):
-                raise busy
-            held.callback(lock.release)
-            if self._host_locks is not None:
-                remaining = max(0.0, deadline - time.monotonic())
-                try:
-                    held.enter_context(self._host_locks.hold(session_id, remaining))
-                except TimeoutError:
-                    raise busy from None
-            yield
-
-    def _lock_for(self, session_id: str) -> threading.Lock:
-        with self._guard:
-            lock = self._locks.get(session_id)
-            if lock is None:
-                lock = self._locks[session_id] = threading.Lock()
-            return lock
-
-    def _live_session(self, record: SessionRecord, now: float) -> Session:
-        """The live session of `record` (held lock), rebuilt by replay when not live."""
-        with self._guard:
-            live = self._live.get(record.id)
-            if live is not None:
-                self._live.move_to_end(record.id)
-                live.last_used = now
-        if live is None:
-            lesson = get_lesson(record.lesson)
-            size = estimate_bytes(lesson, record.config)
-            # NOTE: not on CUDA: device memory is smaller than the cap (which is the
-            # host's), and each checkpoint is a copy of the session's tensors there.
-            small = size <= self._checkpoint_max_bytes and record.config.get("device") == "cpu"
-            checkpoints = self._checkpoints if small else 0
-            session = Session(
-                id=record.id, lesson=lesson, config=record.config, checkpoints=checkpoints
-            )
-            session.seek(cursor=record.cursor)
-            with self._guard:
-                self._live[record.id] = _Live(session, now, size)
-            self._evict()
-            return session
-        if live.session.cursor != record.cursor:
-            # Another replica moved this session since this one last used it.
-            live.session.seek(cursor=record.cursor)
-        return live.session
-
-    def _moved_elsewhere(self) -> list[str]:
-        """Live sessions whose records are further on: another process moved them."""
-        with self._guard:
-            lives = list(self._live.items())
-        found = []
-        for session_id, live in lives:
-            record = self._records.get(session_id)
-            if record is not None and record.cursor > live.session.cursor:
-                found.append(session_id)
-        return found
-
-    @property
-    def live_bytes(self) -> int:
-        """The estimated tensor memory of the live sessions and their checkpoints."""
-        with self._guard:
-            return sum(
-                live.bytes * (1 + len(live.session.checkpoints)) for live in self._live.values()
-            )
-
-    def _over_caps(self) -> bool:
-        """More live sessions, or more of their estimated memory, than the caps allow?"""
-        with self._guard:
-            if len(self._live) > self._max_live:
-                return True
-        return self._max_live_bytes is not None and self.live_bytes > self._max_live_bytes
-
-    def _evict(self) -> None:
-        """Close least recently used live sessions while over a cap, skipping those in use.
-
-        The newest one stays: memory is then bounded by the cap plus the sessions that
-        requests hold (at most `max_concurrent_work` of them run at once).
-        """
-        with self._guard:
-            candidates = list(self._live)
-        # Checkpoints go first (they only save time), then whole sessions but the newest.
-        for session_id in candidates:
-            if not self._over_caps():
-                return
-            self._with_lock(session_id, self._drop_checkpoints)
-        for session_id in candidates[:-1]:
-            if not self._over_caps():
-                return
-            self._with_lock(session_id, self._drop_live)
-
-    def _with_lock(self, session_id: str, action: Callable[[str], None]) -> None:
-        """Run `action(session_id)` if no request holds the session now."""
-        lock = self._lock_for(session_id)
-        if lock.acquire(blocking=False):
-            try:
-                action(session_id)
-            finally:
-                lock.release()
-
-    def _drop_checkpoints(self, session_id: str) -> None:
-        live = self._live_of(session_id)
-        while live is not None and self._over_caps() and live.session.drop_checkpoint():
-            pass
-
-    def _drop_live(self, session_id: str) -> None:
-        with self._guard:
-            live = self._live.pop(session_id, None)
-        if live is not None:
-            live.session.close()
-
-
-def _checked(action: Callable[[Session], dict[str, Any]]) -> Callable[[Session], dict[str, Any]]:
-    """Wrap a move so that an out-of-memory error the lesson caught is raised instead.
-
-    Running out of memory depends on what else the device holds, not on the lesson:
-    it must not become the session's recorded outcome, which replay would not reproduce.
-    """
-
-    def checked(session: Session) -> dict[str, Any]:
-        state = action(session)
-        error = state.get("error")
-        if error and error.get("type") in OUT_OF_MEMORY_ERRORS:
-            raise torch.cuda.OutOfMemoryError(error.get("message", "out of memory"))
-        return state
-
-    return checked
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        result = self.hosts.call(spec, message, session_id)
+        cursor = result["cursor"] if moves else record.cursor
+        self._records.touch(session_id, cursor=cursor, last_used=now)
+        return result

@@ -15,6 +15,7 @@ import inspect
 import random
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ from app.engine.recorder import Recorder
 from app.engine.snapshot import scope_tensors
 from app.engine.workers import WorkerPool
 
-__all__ = ["STEP_KINDS", "Event", "Goal", "IterationStart", "LessonProgram", "Run"]
+__all__ = ["STEP_KINDS", "Event", "Goal", "IterationStart", "LessonProgram", "Run", "Stop"]
 
 STEP_KINDS = ("event", "line", "phase", "iteration", "end")
 
@@ -81,6 +82,37 @@ class _Abort(BaseException):
     """Unwinds a parked program when its session is closed."""
 
 
+class Stop:
+    """When a step stops early, between two events: at a wall-clock ``deadline``, once
+    the process has used ``cpu_deadline`` seconds of CPU, or when ``cancel`` is set.
+
+    ``reason`` says which ("time" or "cancelled", as State.interrupted names them) and
+    ``detail`` says it in a sentence, once it has been reached.
+    """
+
+    def __init__(
+        self,
+        *,
+        deadline: float | None = None,
+        cpu_deadline: float | None = None,
+        cancel: threading.Event | None = None,
+    ) -> None:
+        self.deadline = deadline
+        self.cpu_deadline = cpu_deadline
+        self.cancel = cancel
+        self.reason: str | None = None
+        self.detail = ""
+
+    def reached(self) -> bool:
+        if self.cancel is not None and self.cancel.is_set():
+            self.reason, self.detail = "cancelled", "the step was cancelled"
+        elif self.deadline is not None and time.monotonic() >= self.deadline:
+            self.reason, self.detail = "time", "the step ran for its time limit"
+        elif self.cpu_deadline is not None and time.process_time() >= self.cpu_deadline:
+            self.reason, self.detail = "time", "the session used up its CPU time"
+        return self.reason is not None
+
+
 class Goal:
     """Where a run should pause next: after ``count`` matches of ``by``.
 
@@ -90,8 +122,11 @@ class Goal:
     later one) of the training loop starts.
     """
 
-    def __init__(self, by: str, count: int, run: Run, until_iteration: int | None) -> None:
+    def __init__(
+        self, by: str, count: int, run: Run, until_iteration: int | None, stop: Stop | None
+    ) -> None:
         self.by = by
+        self.stop = stop
         self.remaining = count
         self.limit = run.cursor + count if by == "event" else _NEVER
         self.phase = run.phase
@@ -120,7 +155,6 @@ _NEVER = 1 << 62
 
 
 _WORKERS = WorkerPool()
-_RNG_LOCK = threading.Lock()
 
 
 def _rng_state() -> tuple[torch.Tensor, list[torch.Tensor] | None]:
@@ -207,13 +241,22 @@ class Run:
 
     # -- controller side -------------------------------------------------
 
-    def advance(self, by: str, count: int, *, until_iteration: int | None = None) -> None:
+    def advance(
+        self,
+        by: str,
+        count: int,
+        *,
+        until_iteration: int | None = None,
+        stop: Stop | None = None,
+    ) -> int:
         """Run until the goal is reached or the program ends (or, given
-        ``until_iteration``, the body of that iteration of the training loop starts)."""
+        ``until_iteration``, the body of that iteration of the training loop starts,
+        or ``stop`` is reached); return how many of the ``count`` steps are left."""
         if self.done:
-            return
+            return 0
+        goal = Goal(by, count, self, until_iteration, stop)
         with self._own_rng(), self._cv:
-            self._goal = Goal(by, count, self, until_iteration)
+            self._goal = goal
             if not self._started:
                 self._started = True
                 _WORKERS.run(self._main)
@@ -221,27 +264,29 @@ class Run:
                 self._cv.notify_all()
             while self._goal is not None and not self.done:
                 self._cv.wait()
+        if self.done:
+            return 0
+        return max(0, goal.limit - self.cursor) if by == "event" else goal.remaining
 
     @contextmanager
     def _own_rng(self) -> Iterator[None]:
         """Give this run the process's random generators while it is in setup.
 
-        NOTE: torch's default generators are global, shared by every session of
-        the process; two programs seeding and drawing at once would mix their
-        streams. Lessons draw random numbers in setup only (tests check this),
-        so a run holds the generators, with its own saved state swapped in,
-        for any move that starts before its training loop does.
+        NOTE: torch's default generators are global: the runs of one session (its
+        program and its checkpoints) share them. Lessons draw random numbers in setup
+        only (tests check this), so a run swaps its own saved state in for any move
+        that starts before its training loop does. Sessions do not share a process
+        (each has its own host), and a host runs one move at a time.
         """
         if self.iteration >= 0:
             yield
             return
-        with _RNG_LOCK:
-            if self._rng is not None:
-                _set_rng_state(self._rng)
-            try:
-                yield
-            finally:
-                self._rng = _rng_state()
+        if self._rng is not None:
+            _set_rng_state(self._rng)
+        try:
+            yield
+        finally:
+            self._rng = _rng_state()
 
     def close(self) -> None:
         """Stop a paused program and wait for its thread to end."""
@@ -545,7 +590,8 @@ class Run:
         goal = self._goal
         if goal is None or event.kind == "end":
             return
-        if self.cursor >= goal.limit or (event.kind == "line" and goal.on_line(self)):
+        reached = self.cursor >= goal.limit or (event.kind == "line" and goal.on_line(self))
+        if reached or (goal.stop is not None and goal.stop.reached()):
             self._park()
 
     def _park(self) -> None:

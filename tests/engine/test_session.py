@@ -437,7 +437,7 @@ def test_close_ends_the_worker_thread() -> None:
     seed=st.integers(0, 2**32 - 1),
     steps=st.lists(
         st.tuples(
-            st.sampled_from((*STEP_KINDS[:-1], "seek", "checkpoint", "free")),
+            st.sampled_from((*STEP_KINDS[:-1], "seek", "checkpoint")),
             st.integers(1, 40),
         ),
         max_size=12,
@@ -463,11 +463,6 @@ def test_random_step_sequences(lesson_id: str, seed: int, steps: list[tuple[str,
             if by == "seek":
                 session.seek(cursor=count)
                 assert session.cursor == count or session.done
-            elif by == "free":  # as if paused in CUDA's device thread, then moved past it
-                shown = session.state(), session.graph()
-                session._run.parked_elsewhere = session._run.parked
-                session.free_device_thread()
-                assert (session.state(), session.graph()) == shown
             elif by == "checkpoint":  # built aside, as the store does while idle
                 before = session.cursor
                 run = session.new_run()

@@ -1,0 +1,290 @@
+"""A session host: the one process that runs one session's program (DESIGN.md §7).
+
+Forked by the zygote (`app.engine.zygote`), a host owns its session's paused program
+and answers the requests of every worker process on the machine, one at a time, over
+its own Unix socket (`app.engine.wire`). The operating system bounds it: its address
+space (`RLIMIT_AS`: its session's memory budget above what it used at rest), the kernel
+kills it first when memory runs out (`oom_score_adj` 1000), and it dies with the
+zygote. Its steps stop between events at their time limit, when cancelled, or when
+the session has used its CPU time; a session that has used it steps no more.
+
+A listener thread takes requests as they arrive: a `cancel` is done at once, anything
+else waits in a bounded queue for the main thread, which runs the program. While no
+request waits, the main thread builds checkpoints; after `idle_s` without one, the
+host exits (the session is replayed where it was when next used).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import os
+import queue
+import resource
+import signal
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from app.engine import wire
+from app.engine.gradcheck import GradcheckError
+from app.engine.session import GraphFreedError, Session, settle
+from app.engine.tracer import Run, Stop
+from app.lessons.registry import get_lesson
+
+__all__ = ["HostSpec", "serve"]
+
+_log = logging.getLogger(__name__)
+
+# Checkpoints are built once no request has come for QUIET_S, a piece of about
+# CHUNK_S at a time, so that a request arriving meanwhile waits for one piece at most.
+QUIET_S = 0.05
+CHUNK_S = 0.01
+_PR_SET_PDEATHSIG = 1
+_REQUEST_LIMIT = 1 << 20  # what a worker sends is small (a step, a name, an index)
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    """What a host runs and within which limits (sent by a worker, through the zygote)."""
+
+    id: str
+    lesson: str
+    config: dict[str, Any]
+    cursor: int  # where the session's record says it is: the host replays to there
+    bytes: int  # the run's estimated tensor memory
+    checkpoints: int
+    memory_bytes: int  # the session's memory budget (its tensors and their copies)
+    memory_margin_bytes: int  # address space above the budget: thread stacks, arenas
+    step_time_s: float
+    cpu_s: float  # CPU time the session's steps may use in all
+    queue: int  # requests that may wait while one runs
+    idle_s: float
+
+    @classmethod
+    def of(cls, message: dict[str, Any]) -> HostSpec:
+        return cls(**{name: message[name] for name in cls.__dataclass_fields__})
+
+
+class _Refused(Exception):
+    """A request the host answers with an error of its own ``kind``."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+def serve(listener: socket.socket, spec: HostSpec) -> None:
+    """Run the host on ``listener`` until it is idle for ``spec.idle_s`` or closed."""
+    _bound(spec)
+    Host(listener, spec).serve()
+
+
+def _bound(spec: HostSpec) -> None:
+    """Die with the zygote, die first under memory pressure, cap the address space."""
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    try:
+        with open("/proc/self/oom_score_adj", "w") as file:
+            file.write("1000")
+    except OSError:
+        pass  # not Linux: the kernel's own choice
+    device = str(spec.config.get("device", "cpu"))
+    if device == "cpu":
+        # NOTE: what the process maps at rest (~750 MB of torch, mostly never touched)
+        # plus the budget and a margin: the budget is what the lesson's tensors add.
+        with open("/proc/self/statm") as statm:
+            at_rest = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+        limit = at_rest + spec.memory_bytes + spec.memory_margin_bytes
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    elif device.startswith("cuda") and torch.cuda.is_available():
+        # RLIMIT_AS breaks CUDA's initialisation: a share of the device instead.
+        index = torch.device(device).index or 0
+        total = torch.cuda.get_device_properties(index).total_memory
+        torch.cuda.set_per_process_memory_fraction(min(1.0, spec.memory_bytes / total), index)
+
+
+class Host:
+    def __init__(self, listener: socket.socket, spec: HostSpec) -> None:
+        self._listener = listener
+        self._path = listener.getsockname()
+        self._spec = spec
+        self._session = Session(
+            id=spec.id,
+            lesson=get_lesson(spec.lesson),
+            config=spec.config,
+            checkpoints=spec.checkpoints,
+        )
+        self._requests: queue.Queue[tuple[socket.socket, dict[str, Any]]] = queue.Queue()
+        self._cancel = threading.Event()  # of the step in progress
+        self._cpu_spent = 0.0
+        self._building: tuple[Run, int] | None = None  # a checkpoint being built, its cursor
+        self._closing = False
+
+    def serve(self) -> None:
+        threading.Thread(target=self._listen, name="host-listener", daemon=True).start()
+        self._session.seek(cursor=self._spec.cursor)
+        idle_since = time.monotonic()
+        while not self._closing:
+            try:
+                wait = QUIET_S if self._worth_building() else 1.0
+                conn, request = self._requests.get(timeout=wait)
+            except queue.Empty:
+                if time.monotonic() - idle_since > self._spec.idle_s:
+                    return
+                self._build_piece()
+                continue
+            self._touch(busy=True)
+            with conn:
+                self._answer(conn, request)
+            self._touch(busy=False)
+            idle_since = time.monotonic()
+
+    def _touch(self, *, busy: bool) -> None:
+        """Tell the zygote, which ends the least recently used hosts first, that this
+        one is in use (busy: a time far ahead, so that it is never picked meanwhile)."""
+        now = time.time() + (1e9 if busy else 0)
+        with contextlib.suppress(OSError):
+            os.utime(self._path, (now, now))
+
+    # -- listener thread ---------------------------------------------------
+
+    def _listen(self) -> None:
+        while True:
+            conn, _ = self._listener.accept()
+            try:
+                conn.settimeout(5.0)
+                request = wire.read(conn, _REQUEST_LIMIT)
+                if request.get("op") == "cancel":
+                    self._cancel.set()
+                    wire.write(conn, {"ok": True})
+                elif self._requests.qsize() >= self._spec.queue:
+                    wire.write(conn, _error("busy", _busy(self._spec.queue)))
+                else:
+                    conn.settimeout(None)
+                    self._requests.put((conn, request))
+                    continue  # the main thread answers and closes it
+            except (OSError, ValueError, AttributeError):
+                pass  # a worker gone, or not a request: nothing to answer
+            conn.close()
+
+    # -- main thread ---------------------------------------------------------
+
+    def _answer(self, conn: socket.socket, request: dict[str, Any]) -> None:
+        try:
+            answer: dict[str, Any] = {"ok": self._do(request)}
+        except _Refused as exc:
+            answer = _error(exc.kind, str(exc))
+        except KeyError as exc:
+            answer = _error("key", str(exc.args[0]) if exc.args else "")
+        except GraphFreedError as exc:
+            answer = _error("graph_freed", str(exc))
+        except GradcheckError as exc:
+            answer = {**_error("gradcheck", exc.message), "status": exc.status}
+        except ValueError as exc:
+            answer = _error("value", str(exc))
+        except Exception as exc:  # the server answers 500 and logs it
+            _log.exception("session host %s failed on %s", os.getpid(), request.get("op"))
+            answer = _error("internal", f"{type(exc).__name__}: {exc}")
+        with contextlib.suppress(OSError):  # a worker that hung up waits for nothing
+            wire.write(conn, answer)
+
+    def _do(self, request: dict[str, Any]) -> Any:
+        session = self._session
+        op = request.get("op")
+        if op == "state":
+            return session.state()
+        if op == "step":
+            return self._step(str(request["by"]), int(request["count"]))
+        if op == "seek":  # a replay: atomic, and not charged to the CPU budget
+            session.seek(cursor=int(request["cursor"]))
+            return session.state()
+        if op == "graph":
+            return session.graph()
+        if op == "torchviz_dot":
+            return session.torchviz_dot()
+        if op == "tensor":
+            return session.tensor(str(request["name"]))
+        if op == "gradcheck":
+            return session.gradcheck(str(request["tensor"]), list(request["index"]))
+        if op == "grad_element":
+            return session.grad_element(
+                str(request["node_id"]),
+                str(request["side"]),
+                int(request["k"]),
+                list(request["index"]),
+            )
+        if op == "ping":
+            return {
+                "pid": os.getpid(),
+                "cursor": session.cursor,
+                "cpu_spent": self._cpu_spent,
+                "checkpoints": session.checkpoints,
+            }
+        if op == "close":
+            self._closing = True
+            return True
+        raise _Refused("value", f"unknown request {op!r}")
+
+    def _step(self, by: str, count: int) -> dict[str, Any]:
+        spec = self._spec
+        left = spec.cpu_s - self._cpu_spent
+        if left <= 0:
+            raise _Refused(
+                "cpu",
+                f"this session has used its CPU time ({spec.cpu_s:g} s of steps); it can "
+                "still be read and moved back, or start a new session",
+            )
+        self._cancel = cancel = threading.Event()
+        started = time.process_time()
+        stop = Stop(
+            deadline=time.monotonic() + spec.step_time_s,
+            cpu_deadline=started + left,
+            cancel=cancel,
+        )
+        try:
+            interrupted = self._session.step(by=by, count=count, stop=stop)
+        finally:
+            self._cpu_spent += time.process_time() - started
+        state = self._session.state()
+        return state if interrupted is None else {**state, "interrupted": interrupted}
+
+    # -- checkpoints -----------------------------------------------------------
+
+    def _worth_building(self) -> bool:
+        return self._building is not None or self._session.checkpoint_target() is not None
+
+    def _build_piece(self) -> None:
+        """Advance the checkpoint being built by a piece; keep it once it is there."""
+        session = self._session
+        if self._building is None:
+            target = session.checkpoint_target()
+            if target is None or not self._room_for_one_more():
+                return
+            self._building = (session.new_run(), target)
+        run, target = self._building
+        run.advance("event", min(max(16, int(CHUNK_S / session.pace)), target - run.cursor))
+        settle(run)  # never left holding a device thread
+        if run.cursor >= target or run.done:
+            self._building = None
+            session.add_checkpoint(run)
+
+    def _room_for_one_more(self) -> bool:
+        """Does the session's memory budget hold one more copy of its program?"""
+        copies = 2 + len(self._session.checkpoints)
+        return self._spec.bytes * copies <= self._spec.memory_bytes
+
+
+def _error(kind: str, message: str) -> dict[str, Any]:
+    return {"error": {"kind": kind, "message": message}}
+
+
+def _busy(queue: int) -> str:
+    return (
+        f"this session is busy: {queue} requests already wait for it; try again when its "
+        "step has finished, or cancel it (POST /api/sessions/{id}/cancel)"
+    )
