@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Response, status
+from fastapi import APIRouter, HTTPException, Request, Response, status
 
+from app.api.clients import client_of
 from app.api.deps import LimitsDep, StoreDep
 from app.api.errors import responses
 from app.api.schemas import CreateSession, Gradcheck, GradcheckBody, SeekBody, State, StepBody
 from app.engine.gradcheck import GradcheckError
+from app.engine.records import QUOTA, ClientCapReached, Quota
 from app.lessons.config import resolve_config
 from app.lessons.registry import LESSONS, get_lesson
 
@@ -29,8 +31,14 @@ _BODY = (status.HTTP_413_CONTENT_TOO_LARGE, status.HTTP_415_UNSUPPORTED_MEDIA_TY
     response_model_exclude_unset=True,
     responses=responses(_MISSING, status.HTTP_429_TOO_MANY_REQUESTS, _BUSY, *_BODY),
 )
-def create_session(body: CreateSession, store: StoreDep, limits: LimitsDep) -> dict[str, Any]:
-    """Start a run of a lesson, paused before its first line (cursor 0)."""
+def create_session(
+    body: CreateSession, store: StoreDep, limits: LimitsDep, request: Request
+) -> dict[str, Any]:
+    """Start a run of a lesson, paused before its first line (cursor 0).
+
+    Each client holds at most its caps of sessions (AGX_MAX_SESSIONS_PER_BROWSER, and
+    AGX_MAX_SESSIONS_PER_ADDRESS for all of an address's browsers and scripts): one more
+    answers 429 naming the cap it hit."""
     try:
         lesson = get_lesson(body.lesson)
     except KeyError:
@@ -39,7 +47,27 @@ def create_session(body: CreateSession, store: StoreDep, limits: LimitsDep) -> d
             f"there is no lesson {body.lesson[:64]!r}; the lessons are {', '.join(LESSONS)}",
         ) from None
     config = resolve_config(lesson, body.config, limits=limits)
-    return store.create(lesson=lesson, config=config)
+    settings = request.app.state.settings
+    client = client_of(request)
+    # NOTE: the records count the client's sessions where they write the new one, in the
+    # same atomic step as the server-wide cap (app.engine.records.QUOTA).
+    quota = QUOTA.set(
+        Quota(
+            address=client.address,
+            browser=client.browser,
+            address_limit=settings.max_sessions_per_address,
+            browser_limit=settings.max_sessions_per_browser,
+        )
+    )
+    try:
+        return store.create(lesson=lesson, config=config)
+    except ClientCapReached as refused:
+        # A place comes free when one of them is deleted or expires; ask again in a minute.
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS, str(refused), headers={"Retry-After": "60"}
+        ) from None
+    finally:
+        QUOTA.reset(quota)
 
 
 @router.get(
