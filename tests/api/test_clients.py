@@ -9,6 +9,7 @@ binding its socket to 127.0.0.2, 127.0.0.3, ...
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from collections.abc import Callable
 from typing import Any
@@ -17,6 +18,7 @@ import httpx
 import pytest
 
 from app.api.clients import COOKIE, ClientCaps, browser_key, client_address, parse_networks
+from app.main import SessionIdFilter, short_hash
 from app.settings import Settings
 
 SMALL: dict[str, Any] = {"N": 8, "D_in": 16, "H": 8, "D_out": 4, "iterations": 3}
@@ -98,6 +100,21 @@ def test_the_server_cap_defaults_well_above_one_address_and_a_classroom_fits():
     assert settings.max_sessions_per_address >= 40 * settings.max_sessions_per_browser
     assert settings.max_sessions >= 4 * settings.max_sessions_per_address
     assert settings.max_steps_per_address > settings.max_steps_per_browser
+
+
+def test_access_log_lines_carry_a_short_hash_not_the_session_id():
+    session_id = "0123456789abcdef" * 2
+    line = logging.LogRecord(
+        "uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5", "POST", f"/api/sessions/{session_id}/step?x=1", "1.1", 200), None,
+    )  # fmt: skip
+
+    assert SessionIdFilter().filter(line)
+
+    text = line.getMessage()
+    assert session_id not in text
+    assert re.search(r"/api/sessions/~[0-9a-f]{8}/step\?x=1", text)
+    assert short_hash(session_id) != short_hash(session_id[::-1])
 
 
 TRUSTED = parse_networks(["10.0.0.1", "10.1.0.0/16"])
@@ -245,6 +262,10 @@ def test_a_hundred_creations_from_one_address_refuse_no_other(live_server):
     assert all("address cap" in a.json()["detail"] for a in answers[40:])
     assert made.status_code == 201, made.text
     assert stepped.status_code == 200
+    # The access log names the session by its short hash only.
+    log = server.log()
+    assert f"/api/sessions/{short_hash(made.json()['id'])}/step" in log
+    assert made.json()["id"] not in log
 
 
 @pytest.mark.slow
