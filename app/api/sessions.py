@@ -7,8 +7,9 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request, Response, status
 
 from app.api.clients import client_of
-from app.api.deps import LimitsDep, StoreDep
+from app.api.deps import LimitsDep, SettingsDep, StoreDep
 from app.api.errors import responses
+from app.api.graphs import ViewQuery, graph_view
 from app.api.schemas import CreateSession, Gradcheck, GradcheckBody, SeekBody, State, StepBody
 from app.engine.gradcheck import GradcheckError
 from app.engine.records import QUOTA, ClientCapReached, Quota
@@ -87,9 +88,16 @@ def read_session(session_id: str, store: StoreDep) -> dict[str, Any]:
     response_model_exclude_unset=True,
     responses=responses(_MISSING, _BUSY, *_BODY),
 )
-def step_session(session_id: str, body: StepBody, store: StoreDep) -> dict[str, Any]:
-    """Run `count` steps of kind `by`; a step past the end returns the final state."""
-    return store.step(session_id, by=body.by, count=body.count)
+def step_session(
+    session_id: str, body: StepBody, store: StoreDep, settings: SettingsDep, view: ViewQuery = None
+) -> dict[str, Any]:
+    """Run `count` steps of kind `by`; a step past the end returns the final state.
+    With `?view=graph` the State also carries `view`, what GET .../graph/view returns
+    (the page repaints from one round trip)."""
+    state = store.step(session_id, by=body.by, count=body.count)
+    if view == "graph":
+        state["view"] = graph_view(store, settings, session_id)
+    return state
 
 
 @router.post(
@@ -98,9 +106,15 @@ def step_session(session_id: str, body: StepBody, store: StoreDep) -> dict[str, 
     response_model_exclude_unset=True,
     responses=responses(_MISSING, _BUSY, *_BODY),
 )
-def seek_session(session_id: str, body: SeekBody, store: StoreDep) -> dict[str, Any]:
-    """Move to any cursor, earlier (replay) or later; past the end gives the final state."""
-    return store.seek(session_id, cursor=body.cursor)
+def seek_session(
+    session_id: str, body: SeekBody, store: StoreDep, settings: SettingsDep, view: ViewQuery = None
+) -> dict[str, Any]:
+    """Move to any cursor, earlier (replay) or later; past the end gives the final state.
+    With `?view=graph` the State also carries `view` (see step)."""
+    state = store.seek(session_id, cursor=body.cursor)
+    if view == "graph":
+        state["view"] = graph_view(store, settings, session_id)
+    return state
 
 
 @router.post(
