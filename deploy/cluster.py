@@ -190,10 +190,10 @@ class RedisServer(Service):
         self.appendonly = appendonly
         super().__init__("redis-server", [], log_path=folder / "redis.log")
 
-    def start(self, timeout_s: float = 10.0) -> None:
+    def redis_command(self) -> list[str]:
         # NOTE: --save "" turns RDB snapshots off; `appendonly` says whether the data
         # survives a restart (compose.yml runs Redis with appendonly yes).
-        self.command = [
+        return [
             "redis-server",
             "--port", str(self.port),
             "--bind", "127.0.0.1",
@@ -203,6 +203,9 @@ class RedisServer(Service):
             "--appendfsync", "everysec",
             "--daemonize", "no",
         ]  # fmt: skip
+
+    def start(self, timeout_s: float = 10.0) -> None:
+        self.command = self.redis_command()
         self.spawn()
         self.wait_ready(self._pong, timeout_s)
 
