@@ -135,7 +135,9 @@ def autograd_graph(run: Run) -> dict[str, Any]:
         if fn_id in consumed:
             continue
         consumed.add(fn_id)
-        out_id = f"out:{name}"
+        # The node that made it is part of its id: a name rebound to another node's
+        # result (an in-place op rebases h onto its own node) is another output node.
+        out_id = f"out:{name}@{fn_id}"
         nodes[out_id] = _tensor_node(out_id, "output", name, tensor)
         edges.append({"source": fn_id, "target": out_id})
 
