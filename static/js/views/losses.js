@@ -1,7 +1,7 @@
 /** The loss chart (uPlot): the training loss of each iteration, on a linear or log scale. */
 
 import { field, h } from "../dom.js";
-import { num } from "../format.js";
+import { num, precise } from "../format.js";
 import { uPlot } from "../vendor.js";
 
 const panel = /** @type {HTMLElement} */ (document.querySelector(".loss-panel"));
@@ -50,10 +50,10 @@ export function render(losses, iterations) {
   fillTable();
 }
 
-/** One row per finished iteration: t and its loss, as the chart's tooltip writes it. */
+/** One row per finished iteration: t and its loss in six significant digits. */
 function fillTable() {
   if (!tableBox.open) return;
-  const rows = shown.losses.map((loss, t) => h("tr", {}, h("td", { text: String(t) }), h("td", { text: loss === null ? "–" : num(loss) })));
+  const rows = shown.losses.map((loss, t) => h("tr", {}, h("td", { text: String(t) }), h("td", { text: precise(loss) })));
   tableBox.querySelector("tbody").replaceChildren(...(rows.length ? rows : [h("tr", {}, h("td", { colspan: 2, class: "muted", text: "no iteration finished yet" }))]));
 }
 
