@@ -508,7 +508,15 @@ def main() -> None:
     parser.add_argument(
         "--folder", type=Path, help="where the data and logs go (default: a temporary folder)"
     )
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="AGX_NAME=VALUE",
+        help="a setting for every replica (repeatable)",
+    )
     args = parser.parse_args()
+    env = dict(item.split("=", 1) for item in args.env)
     # SIGTERM (docker stop, a test, a supervisor) ends everything it started, as Ctrl-C
     # does: the exception unwinds through Cluster.__exit__.
     for signum in (signal.SIGTERM, signal.SIGHUP):
@@ -517,7 +525,7 @@ def main() -> None:
         folder = args.folder or Path(
             stack.enter_context(tempfile.TemporaryDirectory(prefix="agx-cluster-"))
         )
-        cluster = stack.enter_context(Cluster(folder, replicas=args.replicas))
+        cluster = stack.enter_context(Cluster(folder, replicas=args.replicas, env=env))
         print(json.dumps({"url": cluster.url, "redis": cluster.redis.url, "pids": cluster.pids()}))
         print(
             f"Autograd Explorer at {cluster.url} ({args.replicas} replicas, logs in "
