@@ -45,6 +45,8 @@ from types import TracebackType
 import redis
 
 __all__ = [
+    "REQUEST_BURST",
+    "REQUEST_RATE",
     "TEMPLATE",
     "Cluster",
     "Nginx",
@@ -74,18 +76,31 @@ def find_nginx() -> str | None:
     return shutil.which("nginx", path=os.pathsep.join([os.environ.get("PATH", ""), *_SBIN]))
 
 
+# What compose.yml gives every nginx: requests a second per client address, and burst.
+REQUEST_RATE = "200r/s"
+REQUEST_BURST = 400
+
+
 def render_site(
-    *, listen: str, servers: Sequence[str], access_log: str = "/var/log/nginx/access.log"
+    *,
+    listen: str,
+    servers: Sequence[str],
+    access_log: str = "/var/log/nginx/access.log",
+    request_rate: str = REQUEST_RATE,
+    request_burst: int = REQUEST_BURST,
 ) -> str:
     """The nginx template with its placeholders filled, as the nginx image's envsubst does.
 
     `listen` is what nginx's `listen` takes ("127.0.0.1:8080"); `servers` are the
-    replicas' "host:port"; `access_log` is a path, or "off".
+    replicas' "host:port"; `access_log` is a path, or "off"; `request_rate` ("200r/s")
+    and `request_burst` are the per-address request limit (compose's by default).
     """
     values = {
         "AGX_NGINX_LISTEN": listen,
         "AGX_UPSTREAM_SERVERS": " ".join(f"server {server};" for server in servers),
         "AGX_NGINX_ACCESS_LOG": access_log,
+        "AGX_NGINX_REQUEST_RATE": request_rate,
+        "AGX_NGINX_REQUEST_BURST": str(request_burst),
     }
     if not servers or any("\n" in value for value in values.values()):
         raise ValueError("the listen address and the replicas must be non-empty, on one line")
@@ -320,6 +335,8 @@ class Nginx(Service):
         workers: int = 1,
         log_requests: bool = True,
         binary: str | None = None,
+        request_rate: str = REQUEST_RATE,
+        request_burst: int = REQUEST_BURST,
     ) -> None:
         binary = binary or find_nginx()
         if binary is None:
@@ -337,6 +354,8 @@ class Nginx(Service):
             listen=f"127.0.0.1:{self.port}",
             servers=servers,
             access_log=str(self.access_log_path) if log_requests else "off",
+            request_rate=request_rate,
+            request_burst=request_burst,
         )
         (self.prefix / "agx.conf").write_text(site)
         self.conf.write_text(
@@ -397,6 +416,7 @@ class Cluster:
         env: Mapping[str, str] | None = None,
         access_log: bool = True,
         nginx_workers: int = 1,
+        request_rate: str = REQUEST_RATE,
     ) -> None:
         if replicas < 1:
             raise ValueError("a cluster needs at least one replica")
@@ -413,7 +433,11 @@ class Cluster:
             )
             for index in range(replicas)
         ]
-        self.nginx = Nginx([replica.address for replica in self.replicas], workers=nginx_workers)
+        self.nginx = Nginx(
+            [replica.address for replica in self.replicas],
+            workers=nginx_workers,
+            request_rate=request_rate,
+        )
 
     @property
     def url(self) -> str:

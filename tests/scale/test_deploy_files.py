@@ -11,7 +11,16 @@ from typing import Any
 import pytest
 import yaml
 
-from deploy.cluster import TEMPLATE, Nginx, RedisServer, Replica, find_nginx, render_site
+from deploy.cluster import (
+    REQUEST_BURST,
+    REQUEST_RATE,
+    TEMPLATE,
+    Nginx,
+    RedisServer,
+    Replica,
+    find_nginx,
+    render_site,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 STORE_URL = "redis://redis:6379/0"
@@ -174,6 +183,9 @@ def test_the_image_and_the_cluster_render_the_template_alike(name):
     rendered = render_site(
         listen=env["AGX_NGINX_LISTEN"], servers=servers, access_log=env["AGX_NGINX_ACCESS_LOG"]
     )
+    # The cluster's defaults are compose's.
+    assert env["AGX_NGINX_REQUEST_RATE"] == REQUEST_RATE
+    assert env["AGX_NGINX_REQUEST_BURST"] == str(REQUEST_BURST)
     assert by_image == rendered
     assert "${" not in by_image
     assert "hash $agx_session_key consistent;" in by_image
