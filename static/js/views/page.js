@@ -67,8 +67,27 @@ export function bindLayout() {
     requestAnimationFrame(() => {
       const bar = controls.getBoundingClientRect();
       if (getComputedStyle(controls).position !== "sticky" || bar.top > 1) return;
-      const box = target.getBoundingClientRect();
-      if (box.top < bar.bottom && box.bottom > bar.top) scrollBy({ top: box.top - bar.bottom - 8, behavior: "instant" });
+      const box = seen(target);
+      if (box && box.top < bar.bottom && box.bottom > bar.top) scrollBy({ top: box.top - bar.bottom - 8, behavior: "instant" });
     });
   });
+}
+
+/**
+ * The part of `element` its clipping boxes let show (a graph node panned half out of the
+ * drawing shows its inner half), or null when none of it shows.
+ * @param {Element} element
+ */
+function seen(element) {
+  let { top, bottom, left, right } = element.getBoundingClientRect();
+  for (let box = element.parentElement; box && box !== document.body; box = box.parentElement) {
+    const style = getComputedStyle(box);
+    if (style.overflowX === "visible" && style.overflowY === "visible") continue;
+    const area = box.getBoundingClientRect();
+    top = Math.max(top, area.top);
+    bottom = Math.min(bottom, area.bottom);
+    left = Math.max(left, area.left);
+    right = Math.min(right, area.right);
+  }
+  return bottom > top && right > left ? { top, bottom, left, right } : null;
 }
