@@ -36,10 +36,15 @@ $(STAMP): pyproject.toml scripts/install-system-deps.sh
 	$(PY) -m pip install $(if $(TORCH_INDEX_URL),--extra-index-url $(TORCH_INDEX_URL)) -e '.[test]'
 	touch $@
 
+# Host headers a local server answers: loopback names only, so that a web page cannot
+# reach it through DNS rebinding. Set AGX_ALLOWED_HOSTS to serve other names.
+ALLOWED_HOSTS ?= localhost,127.0.0.1
 # MALLOC_ARENA_MAX=2: glibc's per-thread arenas otherwise keep freed tensor memory
-# (see "Limits and guarantees" in the README).
+# (see "Limits and guarantees" in the README). --no-proxy-headers: X-Forwarded-For is
+# believed from AGX_TRUSTED_PROXIES only (app/api/clients.py), never by uvicorn's default.
 run: $(STAMP)
-	MALLOC_ARENA_MAX=2 $(PY) -m uvicorn app.main:app --host $(HOST) --port $(PORT) --workers $(WORKERS)
+	AGX_ALLOWED_HOSTS="$${AGX_ALLOWED_HOSTS:-$(ALLOWED_HOSTS)}" MALLOC_ARENA_MAX=2 \
+	  $(PY) -m uvicorn app.main:app --host $(HOST) --port $(PORT) --workers $(WORKERS) --no-proxy-headers
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 from functools import lru_cache
@@ -47,7 +48,14 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=65536, gt=0, description="Largest request body accepted; larger ones get 413."
     )
-    max_sessions: int = Field(default=64, gt=0, description="Most sessions kept at once.")
+    max_sessions: int = Field(
+        default=4096,
+        gt=0,
+        description=(
+            "Most sessions kept at once by the whole server; set well above "
+            "max_sessions_per_address, so that one address filling its cap refuses no other."
+        ),
+    )
     session_ttl_s: float = Field(
         default=1800, gt=0, description="Seconds an unused session is kept before it expires."
     )
@@ -160,6 +168,65 @@ class Settings(BaseSettings):
     max_work: float = Field(
         default=2e12, gt=0, description="Multiply-adds one run may do in all its iterations."
     )
+
+    # --- Clients: who may hold how much (fair sharing, app.api.clients) ---
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default=[],
+        description=(
+            "Addresses or networks (CIDR) of the reverse proxies whose X-Forwarded-For is "
+            "believed, comma-separated; a request from anywhere else is the client it "
+            "comes from. compose.yml names its nginx."
+        ),
+    )
+    max_sessions_per_browser: int = Field(
+        default=8,
+        gt=0,
+        description=(
+            "Most sessions one browser holds at once (counted by its HttpOnly token "
+            "cookie); more get 429 naming this cap."
+        ),
+    )
+    max_sessions_per_address: int = Field(
+        default=320,
+        gt=0,
+        description=(
+            "Most sessions one client address holds at once, all its browsers and "
+            "scripts together (an IPv6 address counts by its /64): a classroom of 40 "
+            "browsers behind one NAT address fits. More get 429 naming this cap."
+        ),
+    )
+    max_steps_per_browser: int = Field(
+        default=3,
+        gt=0,
+        description=(
+            "Steps and seeks one browser has running at once in one worker process; "
+            "another gets 429 naming this cap."
+        ),
+    )
+    max_steps_per_address: int = Field(
+        default=32,
+        gt=0,
+        description=(
+            "Steps and seeks one client address has running at once in one worker "
+            "process; another gets 429 naming this cap."
+        ),
+    )
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("trusted_proxies", mode="after")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            ipaddress.ip_network(item, strict=False)  # ValueError names the bad one
+        return value
+
+    # --- end of clients ---
 
     def live_bytes(self) -> int:
         """`max_live_bytes`, or its default for this host; never below one session's budget."""

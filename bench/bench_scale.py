@@ -166,10 +166,14 @@ def main() -> None:
 
     with (
         tempfile.TemporaryDirectory(prefix="agx-bench-scale-") as folder,
-        Cluster(Path(folder), replicas=2, env=REPLICA_ENV, access_log=False) as cluster,
+        # Every client here is 127.0.0.1: nginx's per-address request rate (compose's
+        # 200/s) would measure the limiter, not the replicas.
+        Cluster(
+            Path(folder), replicas=2, env=REPLICA_ENV, access_log=False, request_rate="100000r/s"
+        ) as cluster,
     ):
         first = cluster.replicas[0]
-        single = Nginx([first.address])
+        single = Nginx([first.address], request_rate="100000r/s")
         try:
             single.start()
             setups = [

@@ -1,12 +1,20 @@
 """Run the `scaled` deployment on this machine, without Docker: Redis, replicas, nginx.
 
 The topology of compose.yml's `scaled` profile on loopback ports: one `redis-server`
-keeping its data in a folder, N `uvicorn app.main:app` replicas that share their
-session records in it (`AGX_STORE_URL`), each with its own `AGX_DATA_DIR`, and nginx in
-front, configured by deploy/nginx/agx.conf.template (the file compose mounts).
+keeping its data in a folder with its append-only file on (as compose runs it), N
+`uvicorn app.main:app` replicas that share their session records in it
+(`AGX_STORE_URL`), each with its own `AGX_DATA_DIR` and believing X-Forwarded-For from
+nginx only (`AGX_TRUSTED_PROXIES`), and nginx in front, configured by
+deploy/nginx/agx.conf.template (the file every compose profile mounts).
 tests/scale and bench/bench_scale.py use it, and so can you:
 
     .venv/bin/python deploy/cluster.py --replicas 2    # prints the URL; Ctrl-C stops it
+
+Run so, it prints one JSON line (the URL and every process id), then reads commands on
+its standard input, one a line, for fault tests: `kill N` (SIGKILL replica N, as a
+crash), `start N`, `restart N` (stop it gracefully and start it again on its port);
+each answers one JSON line. SIGTERM, SIGINT or SIGHUP stop everything: nginx, the
+replicas and Redis.
 
 Needs `redis-server` and `nginx` (scripts/install-system-deps.sh installs both). Every
 process runs in the foreground in a session of its own, and `stop()` ends it and
@@ -17,8 +25,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -35,6 +45,8 @@ from types import TracebackType
 import redis
 
 __all__ = [
+    "REQUEST_BURST",
+    "REQUEST_RATE",
     "TEMPLATE",
     "Cluster",
     "Nginx",
@@ -64,15 +76,31 @@ def find_nginx() -> str | None:
     return shutil.which("nginx", path=os.pathsep.join([os.environ.get("PATH", ""), *_SBIN]))
 
 
-def render_site(*, listen: str, servers: Sequence[str]) -> str:
+# What compose.yml gives every nginx: requests a second per client address, and burst.
+REQUEST_RATE = "200r/s"
+REQUEST_BURST = 400
+
+
+def render_site(
+    *,
+    listen: str,
+    servers: Sequence[str],
+    access_log: str = "/var/log/nginx/access.log",
+    request_rate: str = REQUEST_RATE,
+    request_burst: int = REQUEST_BURST,
+) -> str:
     """The nginx template with its placeholders filled, as the nginx image's envsubst does.
 
     `listen` is what nginx's `listen` takes ("127.0.0.1:8080"); `servers` are the
-    replicas' "host:port".
+    replicas' "host:port"; `access_log` is a path, or "off"; `request_rate` ("200r/s")
+    and `request_burst` are the per-address request limit (compose's by default).
     """
     values = {
         "AGX_NGINX_LISTEN": listen,
         "AGX_UPSTREAM_SERVERS": " ".join(f"server {server};" for server in servers),
+        "AGX_NGINX_ACCESS_LOG": access_log,
+        "AGX_NGINX_REQUEST_RATE": request_rate,
+        "AGX_NGINX_REQUEST_BURST": str(request_burst),
     }
     if not servers or any("\n" in value for value in values.values()):
         raise ValueError("the listen address and the replicas must be non-empty, on one line")
@@ -166,28 +194,33 @@ class Service:
 
 
 class RedisServer(Service):
-    """`redis-server` on a loopback port, its data in `folder` (persistence off at first)."""
+    """`redis-server` on a loopback port, its data in `folder`, persisted as compose.yml
+    persists it: an append-only file, synced every second (`appendonly=False`: none)."""
 
-    def __init__(self, folder: Path, *, port: int | None = None) -> None:
+    def __init__(self, folder: Path, *, port: int | None = None, appendonly: bool = True) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.folder = folder
         self.port = port or free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.appendonly = False
+        self.appendonly = appendonly
         super().__init__("redis-server", [], log_path=folder / "redis.log")
 
-    def start(self, timeout_s: float = 10.0) -> None:
+    def redis_command(self) -> list[str]:
         # NOTE: --save "" turns RDB snapshots off; `appendonly` says whether the data
         # survives a restart (compose.yml runs Redis with appendonly yes).
-        self.command = [
+        return [
             "redis-server",
             "--port", str(self.port),
             "--bind", "127.0.0.1",
             "--dir", str(self.folder),
             "--save", "",
             "--appendonly", "yes" if self.appendonly else "no",
+            "--appendfsync", "everysec",
             "--daemonize", "no",
         ]  # fmt: skip
+
+    def start(self, timeout_s: float = 10.0) -> None:
+        self.command = self.redis_command()
         self.spawn()
         self.wait_ready(self._pong, timeout_s)
 
@@ -237,7 +270,8 @@ class Replica(Service):
         self.address = f"127.0.0.1:{self.port}"
         self.url = f"http://{self.address}"
         command = [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1"]
-        command += ["--port", str(self.port)]
+        # As the image starts it: X-Forwarded-For is the app's to judge (below).
+        command += ["--port", str(self.port), "--no-proxy-headers"]
         if not access_log:
             command += ["--no-access-log"]
         # Inherited AGX_* variables would make a run depend on the caller's shell.
@@ -246,6 +280,10 @@ class Replica(Service):
             **inherited,
             "AGX_DATA_DIR": str(data_dir),
             "AGX_STORE_URL": store_url,
+            # nginx reaches the replicas from loopback: its X-Forwarded-For is believed,
+            # so the app counts each client by its own address (compose: nginx's).
+            "AGX_TRUSTED_PROXIES": "127.0.0.1",
+            "AGX_ALLOWED_HOSTS": "localhost,127.0.0.1",
             **(env or {}),
         }
         super().__init__(name, command, log_path=log_path, cwd=ROOT, env=variables)
@@ -276,8 +314,7 @@ events {{
     worker_connections 1024;
 }}
 http {{
-    log_format agx '$agx_session_key $upstream_addr $status $request_method $uri';
-    access_log {access_log};
+    # The access log and its format are the site's (agx.conf).
     client_body_temp_path {prefix}/client_body;
     proxy_temp_path {prefix}/proxy;
     fastcgi_temp_path {prefix}/fastcgi;
@@ -298,6 +335,8 @@ class Nginx(Service):
         workers: int = 1,
         log_requests: bool = True,
         binary: str | None = None,
+        request_rate: str = REQUEST_RATE,
+        request_burst: int = REQUEST_BURST,
     ) -> None:
         binary = binary or find_nginx()
         if binary is None:
@@ -311,14 +350,17 @@ class Nginx(Service):
         self.url = f"http://127.0.0.1:{self.port}"
         self.access_log_path = self.prefix / "access.log"
         self.conf = self.prefix / "nginx.conf"
-        site = render_site(listen=f"127.0.0.1:{self.port}", servers=servers)
+        site = render_site(
+            listen=f"127.0.0.1:{self.port}",
+            servers=servers,
+            access_log=str(self.access_log_path) if log_requests else "off",
+            request_rate=request_rate,
+            request_burst=request_burst,
+        )
         (self.prefix / "agx.conf").write_text(site)
         self.conf.write_text(
             _MAIN_CONF.format(
-                template=TEMPLATE.relative_to(ROOT),
-                workers=workers,
-                prefix=self.prefix,
-                access_log=f"{self.access_log_path} agx" if log_requests else "off",
+                template=TEMPLATE.relative_to(ROOT), workers=workers, prefix=self.prefix
             )
         )
         # -e: the log nginx writes before it has read error_log from the configuration
@@ -342,16 +384,15 @@ class Nginx(Service):
         shutil.rmtree(self.prefix, ignore_errors=True)
 
     def access_log(self) -> list[list[str]]:
-        """The requests so far: [session key or "-", upstream address(es), status, method, path]."""
+        """The requests so far: [session tag (the id's first 8 characters) or "-",
+        upstream address(es), status, method, path as logged, client address]."""
         if not self.access_log_path.exists():
             return []
         rows = []
         for line in self.access_log_path.read_text().splitlines():
-            # An empty key logs as an empty field; a retried request lists its upstreams
-            # as "a, b", which splitting on ", " first keeps in one field.
-            key, _, rest = line.partition(" ")
-            upstream, status, method, path = rest.replace(", ", ",").split(" ", 3)
-            rows.append([key or "-", upstream, status, method, path])
+            # A retried request lists its upstreams as "a, b": quoted, kept as "a,b".
+            tag, upstream, status, method, path, client, *_ = shlex.split(line)
+            rows.append([tag, upstream.replace(", ", ","), status, method, path, client])
         return rows
 
     def _listening(self) -> bool:
@@ -375,11 +416,12 @@ class Cluster:
         env: Mapping[str, str] | None = None,
         access_log: bool = True,
         nginx_workers: int = 1,
+        request_rate: str = REQUEST_RATE,
     ) -> None:
         if replicas < 1:
             raise ValueError("a cluster needs at least one replica")
         self.folder = folder
-        self.redis = RedisServer(folder / "redis")
+        self.redis = RedisServer(folder / "redis")  # appendonly, as compose runs it
         self.replicas = [
             Replica(
                 f"replica-{index}",
@@ -391,7 +433,11 @@ class Cluster:
             )
             for index in range(replicas)
         ]
-        self.nginx = Nginx([replica.address for replica in self.replicas], workers=nginx_workers)
+        self.nginx = Nginx(
+            [replica.address for replica in self.replicas],
+            workers=nginx_workers,
+            request_rate=request_rate,
+        )
 
     @property
     def url(self) -> str:
@@ -422,6 +468,22 @@ class Cluster:
         if failures:
             raise failures[0]
 
+    def restart_replica(self, index: int, *, crash: bool = False) -> Replica:
+        """Stop replica `index` (SIGKILL when `crash`, else gracefully) and start it again
+        on its port, so nginx finds it where it was; return it once healthy."""
+        replica = self.replicas[index]
+        if crash:
+            replica.kill()
+        else:
+            replica.stop()
+        replica.start()
+        return replica
+
+    def pids(self) -> dict[str, int | None]:
+        """The process id of every service, by name (None: not running)."""
+        services = [self.redis, *self.replicas, self.nginx]
+        return {s.name: s.pid if s.running else None for s in services}
+
     def __enter__(self) -> Cluster:
         self.start()
         return self
@@ -435,18 +497,71 @@ class Cluster:
         self.stop()
 
 
+def _serve_commands(cluster: Cluster) -> None:
+    """Read commands on stdin until it ends; answer each with one JSON line."""
+    for line in sys.stdin:
+        words = line.split()
+        if not words:
+            continue
+        try:
+            verb, index = words[0], int(words[1]) if len(words) > 1 else -1
+            if not 0 <= index < len(cluster.replicas):
+                raise ValueError(f"name a replica from 0 to {len(cluster.replicas) - 1}")
+            replica = cluster.replicas[index]
+            if verb == "kill":
+                replica.kill()
+            elif verb == "start":
+                replica.start()
+            elif verb == "restart":
+                cluster.restart_replica(index)
+            else:
+                raise ValueError("commands are kill N, start N and restart N")
+            answer: dict[str, object] = {"ok": True, "pids": cluster.pids()}
+        except (ValueError, IndexError, RuntimeError) as error:
+            answer = {"ok": False, "error": str(error)}
+        print(json.dumps(answer), flush=True)
+
+
+def _stop_on(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--replicas", type=int, default=2, help="app replicas (default 2)")
+    parser.add_argument(
+        "--folder", type=Path, help="where the data and logs go (default: a temporary folder)"
+    )
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="AGX_NAME=VALUE",
+        help="a setting for every replica (repeatable)",
+    )
     args = parser.parse_args()
-    with (
-        tempfile.TemporaryDirectory(prefix="agx-cluster-") as folder,
-        Cluster(Path(folder), replicas=args.replicas) as cluster,
-    ):
-        print(f"Autograd Explorer at {cluster.url} ({args.replicas} replicas, Redis at")
-        print(f"{cluster.redis.url}, logs in {folder}); Ctrl-C stops everything.")
+    env = dict(item.split("=", 1) for item in args.env)
+    # SIGTERM (docker stop, a test, a supervisor) ends everything it started, as Ctrl-C
+    # does: the exception unwinds through Cluster.__exit__.
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _stop_on)
+    with contextlib.ExitStack() as stack:
+        folder = args.folder or Path(
+            stack.enter_context(tempfile.TemporaryDirectory(prefix="agx-cluster-"))
+        )
+        cluster = stack.enter_context(Cluster(folder, replicas=args.replicas, env=env))
+        print(json.dumps({"url": cluster.url, "redis": cluster.redis.url, "pids": cluster.pids()}))
+        print(
+            f"Autograd Explorer at {cluster.url} ({args.replicas} replicas, logs in "
+            f"{folder}); Ctrl-C stops everything.",
+            file=sys.stderr,
+            flush=True,
+        )
+        sys.stdout.flush()
         with contextlib.suppress(KeyboardInterrupt):
-            signal.pause()
+            if not sys.stdin.isatty():
+                _serve_commands(cluster)
+            signal.pause()  # until a signal: the end of the input stops nothing
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ def test_defaults():
     assert settings.allowed_hosts == ["*"]
     assert settings.cors_origins == []
     assert settings.max_body_bytes == 65536
-    assert settings.max_sessions == 64
+    assert settings.max_sessions == 4096
     assert settings.session_ttl_s == 1800
     assert settings.max_live_sessions == 16
     assert settings.max_concurrent_work == 4

@@ -9,9 +9,17 @@ from fastapi import APIRouter, HTTPException, Query, Response, status
 from app.api.deps import SettingsDep, StoreDep
 from app.api.errors import responses
 from app.api.schemas import GradElement, Graph
-from app.engine.render import to_dot, to_svg
+from app.engine.render import layout, to_dot, to_svg
+from app.engine.store import SessionStore
+from app.settings import Settings
 
-__all__ = ["router"]
+__all__ = ["ViewQuery", "graph_view", "router"]
+
+#: `?view=graph` on a step or seek: the State also carries the graph and its layout.
+ViewQuery = Annotated[
+    Literal["graph"] | None,
+    Query(description="`graph`: add `view` (what GET .../graph/view returns) to the State."),
+]
 
 router = APIRouter(prefix="/api/sessions", tags=["graphs"])
 
@@ -36,6 +44,30 @@ def _text(media_type: str, description: str) -> dict[int | str, dict[str, Any]]:
 def read_graph(session_id: str, store: StoreDep) -> dict[str, Any]:
     """Return the autograd graph of everything in scope (or the captured static graph)."""
     return store.graph(session_id)
+
+
+def graph_view(store: SessionStore, settings: Settings, session_id: str) -> dict[str, Any]:
+    """The Graph JSON and where the page draws it: ``{"graph": Graph, "layout": ...}``.
+
+    The layout (``app.engine.render.layout``) gives each node a place kept for as long
+    as the iteration's structure stands, so a page that draws from it moves nothing
+    when a node appears."""
+    graph = store.graph(session_id)
+    placed = layout(graph, timeout_s=settings.dot_timeout_s, max_nodes=settings.max_graph_nodes)
+    return {"graph": graph, "layout": placed}
+
+
+@router.get(
+    "/{session_id}/graph/view",
+    responses=responses(*_ERRORS),
+)
+def read_graph_view(session_id: str, store: StoreDep, settings: SettingsDep) -> dict[str, Any]:
+    """The graph with its layout, as the page draws it: `{"graph": Graph, "layout":
+    {"key", "width", "height", "nodes": {id: [cx, cy, w, h]}, "hidden": [id], "edges":
+    [{"source", "target", "d", "arrow", "label"}]}}` in SVG units (y down). Nodes keep
+    their place while the iteration's structure stands (same `key`); a past iteration's
+    node whose twin the current iteration has made is `hidden`."""
+    return graph_view(store, settings, session_id)
 
 
 @router.get(

@@ -1,8 +1,9 @@
 """Request safety and response headers, as pure ASGI middleware.
 
 `install_middleware` stacks them, outermost first: security headers (so that every
-answer carries them, refusals included), trusted hosts, CORS when configured, and the
-body checks (size cap, JSON only) nearest the routes.
+answer carries them, refusals included), trusted hosts, the client of each request and
+its step cap (app.api.clients), CORS when configured, and the body checks (size cap,
+JSON only) nearest the routes.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.api.clients import ClientCaps
 from app.settings import Settings
 
 __all__ = [
@@ -50,6 +52,12 @@ def install_middleware(app: FastAPI, settings: Settings) -> None:
             allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Content-Type"],
         )
+    app.add_middleware(
+        ClientCaps,
+        trusted_proxies=settings.trusted_proxies,
+        steps_per_browser=settings.max_steps_per_browser,
+        steps_per_address=settings.max_steps_per_address,
+    )
     app.add_middleware(TrustedHosts, allowed_hosts=settings.allowed_hosts)
     app.add_middleware(SecurityHeaders)
 

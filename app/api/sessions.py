@@ -8,10 +8,13 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
-from app.api.deps import LimitsDep, StoreDep
+from app.api.clients import client_of
+from app.api.deps import LimitsDep, SettingsDep, StoreDep
 from app.api.errors import responses
+from app.api.graphs import ViewQuery, graph_view
 from app.api.schemas import CreateSession, Gradcheck, GradcheckBody, SeekBody, State, StepBody
 from app.engine.gradcheck import GradcheckError
+from app.engine.records import QUOTA, ClientCapReached, Quota
 from app.lessons.config import resolve_config
 from app.lessons.registry import LESSONS, get_lesson
 
@@ -34,8 +37,14 @@ _BODY = (status.HTTP_413_CONTENT_TOO_LARGE, status.HTTP_415_UNSUPPORTED_MEDIA_TY
     response_model_exclude_unset=True,
     responses=responses(_MISSING, status.HTTP_429_TOO_MANY_REQUESTS, *_BUSY, *_BODY),
 )
-def create_session(body: CreateSession, store: StoreDep, limits: LimitsDep) -> dict[str, Any]:
-    """Start a run of a lesson, paused before its first line (cursor 0)."""
+def create_session(
+    body: CreateSession, store: StoreDep, limits: LimitsDep, request: Request
+) -> dict[str, Any]:
+    """Start a run of a lesson, paused before its first line (cursor 0).
+
+    Each client holds at most its caps of sessions (AGX_MAX_SESSIONS_PER_BROWSER, and
+    AGX_MAX_SESSIONS_PER_ADDRESS for all of an address's browsers and scripts): one more
+    answers 429 naming the cap it hit."""
     try:
         lesson = get_lesson(body.lesson)
     except KeyError:
@@ -44,7 +53,27 @@ def create_session(body: CreateSession, store: StoreDep, limits: LimitsDep) -> d
             f"there is no lesson {body.lesson[:64]!r}; the lessons are {', '.join(LESSONS)}",
         ) from None
     config = resolve_config(lesson, body.config, limits=limits)
-    return store.create(lesson=lesson, config=config)
+    settings = request.app.state.settings
+    client = client_of(request)
+    # NOTE: the records count the client's sessions where they write the new one, in the
+    # same atomic step as the server-wide cap (app.engine.records.QUOTA).
+    quota = QUOTA.set(
+        Quota(
+            address=client.address,
+            browser=client.browser,
+            address_limit=settings.max_sessions_per_address,
+            browser_limit=settings.max_sessions_per_browser,
+        )
+    )
+    try:
+        return store.create(lesson=lesson, config=config)
+    except ClientCapReached as refused:
+        # A place comes free when one of them is deleted or expires; ask again in a minute.
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS, str(refused), headers={"Retry-After": "60"}
+        ) from None
+    finally:
+        QUOTA.reset(quota)
 
 
 @router.get(
@@ -65,23 +94,34 @@ def read_session(session_id: str, store: StoreDep) -> dict[str, Any]:
     responses=responses(_MISSING, status.HTTP_429_TOO_MANY_REQUESTS, *_BUSY, *_BODY),
 )
 async def step_session(
-    session_id: str, body: StepBody, store: StoreDep, request: Request
+    session_id: str,
+    body: StepBody,
+    store: StoreDep,
+    settings: SettingsDep,
+    request: Request,
+    view: ViewQuery = None,
 ) -> dict[str, Any]:
     """Run `count` steps of kind `by`; a step past the end returns the final state.
 
     A step stops early, between two events, at its time limit (`AGX_STEP_TIME_S`) or
     when cancelled (also by the client hanging up): `interrupted` then says why and how
-    many steps are left; step again to go on."""
-    step = asyncio.ensure_future(
-        run_in_threadpool(store.step, session_id, by=body.by, count=body.count)
-    )
+    many steps are left; step again to go on. With `?view=graph` the State also carries
+    `view`, what GET .../graph/view returns (the page repaints from one round trip)."""
+
+    def step() -> dict[str, Any]:
+        state = store.step(session_id, by=body.by, count=body.count)
+        if view == "graph":
+            state["view"] = graph_view(store, settings, session_id)
+        return state
+
+    stepping = asyncio.ensure_future(run_in_threadpool(step))
     while True:
-        done, _ = await asyncio.wait({step}, timeout=_HANG_UP_CHECK_S)
+        done, _ = await asyncio.wait({stepping}, timeout=_HANG_UP_CHECK_S)
         if done:
-            return step.result()
+            return stepping.result()
         if await request.is_disconnected():
             await run_in_threadpool(store.cancel, session_id)
-            return await step
+            return await stepping
 
 
 @router.post(
@@ -102,9 +142,15 @@ def cancel_session(session_id: str, store: StoreDep) -> None:
     response_model_exclude_unset=True,
     responses=responses(_MISSING, *_BUSY, *_BODY),
 )
-def seek_session(session_id: str, body: SeekBody, store: StoreDep) -> dict[str, Any]:
-    """Move to any cursor, earlier (replay) or later; past the end gives the final state."""
-    return store.seek(session_id, cursor=body.cursor)
+def seek_session(
+    session_id: str, body: SeekBody, store: StoreDep, settings: SettingsDep, view: ViewQuery = None
+) -> dict[str, Any]:
+    """Move to any cursor, earlier (replay) or later; past the end gives the final state.
+    With `?view=graph` the State also carries `view` (see step)."""
+    state = store.seek(session_id, cursor=body.cursor)
+    if view == "graph":
+        state["view"] = graph_view(store, settings, session_id)
+    return state
 
 
 @router.post(

@@ -135,7 +135,9 @@ def autograd_graph(run: Run) -> dict[str, Any]:
         if fn_id in consumed:
             continue
         consumed.add(fn_id)
-        out_id = f"out:{name}"
+        # The node that made it is part of its id: a name rebound to another node's
+        # result (an in-place op rebases h onto its own node) is another output node.
+        out_id = f"out:{name}@{fn_id}"
         nodes[out_id] = _tensor_node(out_id, "output", name, tensor)
         edges.append({"source": fn_id, "target": out_id})
 
@@ -163,6 +165,62 @@ def autograd_graph(run: Run) -> dict[str, Any]:
     return {"kind": kind, "nodes": list(nodes.values()), "edges": edges, "focus": focus}
 
 
+_UPDATE_OPS = frozenset({"mul", "sub", "add", "div", "sub_", "add_", "mul_"})
+
+
+def _roles(graph: torch.fx.Graph) -> dict[str, str]:
+    """What each op of a captured training step does: ``forward`` (the loss depends on
+    it), ``update`` (the arithmetic that turns a gradient into new parameters: the ops
+    the step returns and their scalar-scaled inputs), ``gradient`` (the rest: the
+    backward pass that make_fx traced)."""
+    output = next((n for n in graph.nodes if n.op == "output"), None)
+    calls = [n for n in graph.nodes if n.op in ("call_function", "call_method")]
+    if output is None:
+        return {n.name: "forward" for n in calls}
+    first = output.args[0] if output.args else ()
+    values = first if isinstance(first, tuple | list) else [first]
+    returned = [n for n in values if isinstance(n, torch.fx.Node)]
+
+    def scalar(node: torch.fx.Node) -> bool:
+        value = node.meta.get("val")
+        return isinstance(value, torch.Tensor) and value.dim() == 0
+
+    # The loss: the scalar the step returns (all returned values when none is).
+    losses = [n for n in returned if scalar(n)] or returned
+    forward: set[str] = set()
+    stack = list(losses)
+    while stack:
+        node = stack.pop()
+        if node.name in forward:
+            continue
+        forward.add(node.name)
+        stack.extend(node.all_input_nodes)
+
+    def op_name(node: torch.fx.Node) -> str:
+        target = node.target
+        packet = getattr(target, "_overloadpacket", None)
+        return str(getattr(packet or target, "__name__", target))
+
+    update: set[str] = set()
+    stack = [n for n in returned if n.name not in forward and n.op != "placeholder"]
+    while stack:
+        node = stack.pop()
+        if node.name in update or node.op not in ("call_function", "call_method"):
+            continue
+        update.add(node.name)
+        for source in node.all_input_nodes:
+            scaled = op_name(source) in _UPDATE_OPS and any(
+                not isinstance(a, torch.fx.Node) for a in source.args
+            )
+            users_update = all(u.name in update or u is output for u in source.users)
+            if source.name not in forward and scaled and users_update:
+                stack.append(source)
+    return {
+        n.name: "forward" if n.name in forward else "update" if n.name in update else "gradient"
+        for n in calls
+    }
+
+
 def static_graph(
     module: torch.fx.GraphModule,
     focus: str | None = None,
@@ -170,6 +228,7 @@ def static_graph(
 ) -> dict[str, Any]:
     """The captured fx graph: placeholders as leaves, calls as functions, the output."""
     kinds = {"placeholder": "leaf", "output": "output"}
+    roles = _roles(module.graph)
     nodes = []
     edges = []
     for fx_node in module.graph.nodes:
@@ -192,6 +251,7 @@ def static_graph(
                 "saved": [],
                 "executed": f"fx:{fx_node.name}" in executed,
                 "tensors": [fx_node.name],
+                "role": roles.get(fx_node.name),
             }
         )
         for source in fx_node.all_input_nodes:

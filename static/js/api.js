@@ -69,11 +69,19 @@ export const checkConfig = (lesson, config) =>
 export const createSession = (lesson, config) =>
   call("POST", "/api/sessions", { body: { lesson, config } });
 
-/** @returns {Promise<Object>} State after `count` steps of kind `by` */
-export const step = (id, by, count = 1) => call("POST", `${session(id)}/step`, { body: { by, count } });
+/**
+ * A step of one (the page repaints after it) also brings the graph and its layout in
+ * `state.view` (`?view=graph`): one round trip; chunks of a run to the end do not.
+ * @returns {Promise<Object>} State after `count` steps of kind `by`
+ */
+export const step = (id, by, count = 1) =>
+  call("POST", `${session(id)}/step${count === 1 ? "?view=graph" : ""}`, { body: { by, count } });
 
-/** @returns {Promise<Object>} State at `cursor` */
-export const seek = (id, cursor) => call("POST", `${session(id)}/seek`, { body: { cursor } });
+/** @returns {Promise<Object>} State at `cursor`, with `view` (graph and layout) */
+export const seek = (id, cursor) => call("POST", `${session(id)}/seek?view=graph`, { body: { cursor } });
+
+/** @returns {Promise<{graph: Object, layout: Object}>} the graph and where to draw it */
+export const graphView = (id, signal) => call("GET", `${session(id)}/graph/view`, { signal });
 
 /** @returns {Promise<Object>} Graph JSON */
 export const graph = (id, signal) => call("GET", `${session(id)}/graph`, { signal });

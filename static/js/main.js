@@ -7,17 +7,23 @@
 import * as api from "./api.js";
 import { ApiError } from "./api.js";
 import { Explainer } from "./explain.js";
+import { remember } from "./focus.js";
 import * as url from "./state.js";
 import * as code from "./views/code.js";
 import * as config from "./views/config.js";
 import * as controls from "./views/controls.js";
 import * as detail from "./views/detail.js";
 import * as graphView from "./views/graph.js";
+import * as graphText from "./views/graph-text.js";
 import * as losses from "./views/losses.js";
 import * as optimizer from "./views/optimizer.js";
 import * as page from "./views/page.js";
 import * as scalars from "./views/scalars.js";
 import * as variables from "./views/variables.js";
+
+/** The panels whose closing hands the focus back to what opened them. */
+const detailBox = /** @type {HTMLElement} */ (document.querySelector('[data-testid="detail"]'));
+const nodeCard = /** @type {HTMLElement} */ (document.querySelector('[data-testid="node-info"]'));
 
 /** Steps of kind `event` per request of a run to the end, at first; then tuned. */
 const RUN_CHUNK = 2000;
@@ -61,6 +67,8 @@ class Explorer {
       onDefaults: () => config.fill(this.lesson.defaults),
     });
     losses.bind();
+    graphText.bind();
+    page.bindLayout();
     addEventListener("popstate", () => this.enqueue(() => this.restore()));
     addEventListener("pagehide", () => {
       if (this.state) api.deleteSession(this.state.id);
@@ -197,6 +205,8 @@ class Explorer {
   async show(state, { push, mark = true }) {
     const [graph, svg] = await Promise.all([api.graph(state.id), api.graphSvg(state.id)]);
     const painting = performance.now();
+    // The repaint replaces rows, graph nodes and cells: the focused one gets the focus back.
+    const restoreFocus = remember();
     const started = this.state?.id !== state.id;
     this.before = mark && this.state ? this.state.variables : null;
     this.beforeScalars = mark && this.state ? this.state.scalars ?? {} : null;
@@ -205,6 +215,7 @@ class Explorer {
     const iterations = state.config.iterations;
     if (this.selectedNode && !graph.nodes.some((n) => n.id === this.selectedNode)) this.selectedNode = null;
     graphView.render(graph, svg, this.selectedNode);
+    graphText.render(graph);
     variables.render(state.variables, this.before, this.selectedVar, state.frames ?? []);
     scalars.render(state.scalars, this.beforeScalars, this.lang);
     code.render(state, { lang: this.lang, iterations });
@@ -217,25 +228,42 @@ class Explorer {
     controls.render(state);
     // NOTE: bench/bench_browser.py reads this measure to split a step into requests and DOM work.
     performance.measure("agx:paint", { start: painting });
+    restoreFocus();
     if (push !== null) url.record({ config: state.config, cursor: state.cursor }, { ...this.lesson, push });
     this.refreshDetail();
   }
 
   /** Open (or close, with null) the details of a variable. */
   selectVariable(name) {
+    const previous = this.selectedVar;
+    const closing = !name && detailBox.contains(document.activeElement);
     this.selectedVar = name;
     if (!name) detail.close();
     if (this.state) variables.render(this.state.variables, this.before, this.selectedVar, this.state.frames ?? []);
     this.explain.renderLinks();
     this.refreshDetail();
+    // Closing the details returns the focus to the row that opened them.
+    if (closing || (!name && document.activeElement === document.body)) {
+      const base = previous?.replace(/\.grad$/, "") ?? "";
+      const row = document.querySelector(`[data-testid="variables"] tr[data-name="${CSS.escape(base)}"] button`);
+      (row ?? document.querySelector(".vars-panel .table-wrap"))?.focus();
+    }
   }
 
   /** Open (or close, with null) the details of a graph node; its ledger shows in the card. */
   selectNode(id) {
+    const previous = this.selectedNode;
+    const closing = id === null && nodeCard.contains(document.activeElement);
     this.selectedNode = id;
     if (!this.graph) return;
     graphView.render(this.graph, null, id);
     this.explain.selected(id);
+    // Closing the node's details returns the focus to the node (or to the graph).
+    if (closing || (id === null && document.activeElement === document.body)) {
+      const node = previous ? document.querySelector(`[data-testid="graph"] g.node[id="${CSS.escape(previous)}"]`) : null;
+      const target = node ?? document.querySelector('[data-testid="graph"]');
+      target?.focus();
+    }
   }
 
   /** Fetch the detail of the selected variable at the current cursor. */
@@ -256,7 +284,10 @@ class Explorer {
     this.detailAbort = abort;
     try {
       const check = this.explain.checkable(name);
-      detail.render(name, await api.tensor(this.state.id, name, abort.signal), { check });
+      const tensor = await api.tensor(this.state.id, name, abort.signal);
+      const restoreFocus = remember(detailBox);
+      detail.render(name, tensor, { check });
+      restoreFocus();
     } catch (error) {
       if (error.name === "AbortError") return;
       detail.pending(name, error instanceof ApiError ? error.detail : String(error));

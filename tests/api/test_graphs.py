@@ -202,3 +202,73 @@ def test_nodes_an_earlier_backward_ran_are_drawn_freed(api):
     assert all("freed" in classes[i] for i in old)
     assert not any("stale" in classes[i] for i in old)
     assert all("freed" not in c for i, c in classes.items() if i not in old)
+
+
+def test_the_graph_view_places_every_node_it_does_not_hide(api):
+    session_id = api.create()["id"]
+    _into_backward(api, session_id)
+
+    view = api.get(f"/api/sessions/{session_id}/graph/view").json()
+
+    graph, layout = view["graph"], view["layout"]
+    assert graph == api.get(f"/api/sessions/{session_id}/graph").json()
+    ids = {node["id"] for node in graph["nodes"]}
+    assert set(layout["nodes"]) | set(layout["hidden"]) == ids
+    assert not set(layout["nodes"]) & set(layout["hidden"])
+    for cx, cy, w, h in layout["nodes"].values():
+        assert cx - w / 2 >= 0 and cx + w / 2 <= layout["width"] + 0.5
+        assert cy - h / 2 >= 0 and cy + h / 2 <= layout["height"] + 0.5
+    drawn = {(e["source"], e["target"]) for e in layout["edges"]}
+    assert drawn == {
+        (e["source"], e["target"])
+        for e in graph["edges"]
+        if e["source"] in layout["nodes"] and e["target"] in layout["nodes"]
+    }
+
+
+def test_a_step_or_seek_carries_the_view_only_when_asked(api):
+    session_id = api.create()["id"]
+    plain = api.step(session_id, "iteration")
+    assert "view" not in plain
+
+    asked = api.post(
+        f"/api/sessions/{session_id}/step", params={"view": "graph"}, json={"by": "event"}
+    )
+    assert asked.status_code == 200
+    state = asked.json()
+    assert state["cursor"] == plain["cursor"] + 1
+    assert state["view"]["graph"] == api.get(f"/api/sessions/{session_id}/graph").json()
+    assert state["view"]["layout"]["nodes"]
+
+    sought = api.post(
+        f"/api/sessions/{session_id}/seek", params={"view": "graph"}, json={"cursor": 3}
+    ).json()
+    assert sought["cursor"] == 3 and "layout" in sought["view"]
+    refused = api.post(
+        f"/api/sessions/{session_id}/step", params={"view": "svg"}, json={"by": "event"}
+    )
+    assert refused.status_code == 422
+
+
+@pytest.mark.parametrize("lesson", [x for x in LESSONS if x not in ("numpy", "tensors")])
+def test_no_node_moves_within_the_second_iteration(api, lesson):
+    """Every node present at two consecutive steps of the second iteration, up to its
+    backward, keeps its place: the layout is the whole iteration's structure."""
+    session_id = api.create(lesson)["id"]
+    api.step(session_id, "iteration")
+    state = api.step(session_id, "iteration")
+    assert state["iteration"] == 1
+    before = api.get(f"/api/sessions/{session_id}/graph/view").json()["layout"]["nodes"]
+    compared = 0
+    for _ in range(200):
+        state = api.step(session_id, "event")
+        if state["iteration"] != 1 or state["phase"] not in ("forward", "loss", "backward"):
+            break
+        now = api.get(f"/api/sessions/{session_id}/graph/view").json()["layout"]["nodes"]
+        phase_ok = state["phase"] != "loss" or lesson != "dynamic_net"
+        for node_id in set(before) & set(now):
+            compared += 1
+            if phase_ok:
+                assert now[node_id][:2] == before[node_id][:2], (node_id, state["cursor"])
+        before = now
+    assert compared

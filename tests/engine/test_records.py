@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import shutil
 import socket
+import sqlite3
 import subprocess
 import time
 
 import pytest
 
-from app.engine.records import RedisRecords, SessionRecord, SQLiteRecords, open_records
+from app.engine.records import (
+    QUOTA,
+    ClientCapReached,
+    Quota,
+    RedisRecords,
+    SessionRecord,
+    SQLiteRecords,
+    open_records,
+)
 
 
 def _free_port() -> int:
@@ -132,6 +141,125 @@ def test_add_drops_expired_records_to_make_room(records):
     else:  # SQLite waits for expire()
         assert not added
         assert records.expire(before=time.time() - 60) == ["old"]
+
+
+def _quota(address: str = "a:10.0.0.1", browser: str | None = "t:one", **limits: int) -> Quota:
+    caps = {"address_limit": 4, "browser_limit": 2, **limits}
+    return Quota(address=address, browser=browser, **caps)
+
+
+def _now(session_id: str) -> SessionRecord:
+    return _record(session_id, last_used=time.time())
+
+
+def test_a_browser_past_its_cap_is_refused_naming_the_browser_cap(records):
+    assert records.add(_now("a"), limit=100, quota=_quota())
+    assert records.add(_now("b"), limit=100, quota=_quota())
+
+    with pytest.raises(ClientCapReached) as refused:
+        records.add(_now("c"), limit=100, quota=_quota())
+
+    assert (refused.value.cap, refused.value.limit) == ("browser", 2)
+    assert "browser" in str(refused.value) and "2 sessions" in str(refused.value)
+    assert records.get("c") is None
+    assert records.count(browser="t:one") == 2 and records.count(address="a:10.0.0.1") == 2
+    assert records.get("a").browser == "t:one" and records.get("a").address == "a:10.0.0.1"
+
+
+def test_browsers_behind_one_address_share_its_larger_cap_and_others_are_untouched(records):
+    for index, browser in enumerate(["t:one", "t:one", "t:two", None]):
+        assert records.add(_now(f"s{index}"), limit=100, quota=_quota(browser=browser))
+
+    with pytest.raises(ClientCapReached) as refused:
+        records.add(_now("s4"), limit=100, quota=_quota(browser="t:three"))
+    assert refused.value.cap == "address" and "address" in str(refused.value)
+    # Another address, and the same browser token from there, still get theirs.
+    assert records.add(_now("s5"), limit=100, quota=_quota(address="a:10.0.0.2", browser=None))
+    assert records.count(address="a:10.0.0.1") == 4
+    assert records.count(address="a:10.0.0.2") == 1
+
+
+def test_the_server_cap_still_holds_for_clients_under_theirs(records):
+    assert records.add(_now("a"), limit=1, quota=_quota())
+
+    assert not records.add(_now("b"), limit=1, quota=_quota(address="a:other", browser=None))
+
+
+def test_add_takes_the_quota_of_its_context(records):
+    token = QUOTA.set(_quota(browser_limit=1))
+    try:
+        assert records.add(_now("a"), limit=100)
+        with pytest.raises(ClientCapReached):
+            records.add(_now("b"), limit=100)
+    finally:
+        QUOTA.reset(token)
+
+    assert records.add(_now("c"), limit=100)  # no quota: no client counted
+    assert records.get("c").address is None
+    assert records.count(browser="t:one") == 1
+
+
+def test_deleting_or_expiring_a_session_gives_its_client_the_place_back(records):
+    quota = _quota(browser_limit=1, address_limit=1)
+    assert records.add(_now("a"), limit=100, quota=quota)
+    records.delete("a")
+    assert records.add(_now("b"), limit=100, quota=quota)
+    records.touch("b", cursor=3, last_used=time.time() - 1000)
+    assert records.expire(before=time.time() - 500) == ["b"]
+
+    assert records.add(_now("c"), limit=100, quota=quota)
+    assert records.count(browser="t:one") == 1
+
+
+def test_a_touched_session_keeps_counting_for_its_client(records):
+    quota = _quota(browser_limit=1)
+    assert records.add(_record("a", last_used=time.time() - 50), limit=100, quota=quota)
+    records.touch("a", cursor=1, last_used=time.time())
+
+    with pytest.raises(ClientCapReached):
+        records.add(_now("b"), limit=100, quota=quota)
+
+
+def test_a_database_from_before_client_counting_is_migrated(tmp_path):
+    path = tmp_path / "sessions.db"
+    old = sqlite3.connect(path)
+    old.execute(
+        "CREATE TABLE sessions (id TEXT PRIMARY KEY, lesson TEXT NOT NULL, config TEXT NOT NULL,"
+        " cursor INTEGER NOT NULL, created REAL NOT NULL, last_used REAL NOT NULL)"
+    )
+    old.execute("INSERT INTO sessions VALUES ('old', 'autograd', '{}', 7, 1.0, 2.0)")
+    old.commit()
+    old.close()
+
+    records = SQLiteRecords(path)
+    try:
+        assert records.set_aside is None
+        assert records.get("old") == SessionRecord("old", "autograd", {}, 7, 1.0, 2.0)
+        assert records.add(_now("new"), limit=10, quota=_quota())
+        assert records.get("new").browser == "t:one"
+        assert records.count(address="a:10.0.0.1") == 1
+    finally:
+        records.close()
+
+
+def test_a_redis_record_from_before_client_counting_is_read(redis_url):
+    import json
+
+    import redis
+
+    records = RedisRecords(redis_url, ttl_s=60, prefix=f"old{time.time_ns()}:")
+    client = redis.Redis.from_url(redis_url)
+    try:
+        fields = {"id": "old", "lesson": "autograd", "config": "{}", "cursor": 7}
+        fields |= {"created": 1.0, "last_used": 2.0}
+        client.set(records._prefix + "old", json.dumps(fields))
+        records.touch("old", cursor=8, last_used=3.0)
+
+        assert records.get("old") == SessionRecord("old", "autograd", {}, 8, 1.0, 3.0)
+        assert records.delete("old")
+    finally:
+        client.close()
+        records.close()
 
 
 def test_sqlite_uses_wal_and_survives_reopening(tmp_path):

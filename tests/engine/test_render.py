@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import shutil
@@ -401,3 +402,97 @@ def test_missing_dot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_dot_version() -> None:
     assert "graphviz version" in render.dot_version()
+
+
+# -- the page's layout -------------------------------------------------------------------
+
+
+def _chain(ids: list[str], *, executed: bool, ledger: bool, line0: int = 1) -> list[dict[str, Any]]:
+    """Function nodes n(ids[0]) → … each taking the one before (a forward chain)."""
+    return [
+        {
+            "id": node_id,
+            "kind": "function",
+            "name": ["MmBackward0", "ClampBackward1", "SumBackward0", "ExpBackward0"][i % 4],
+            "shape": [8, 8],
+            "saved": [],
+            "executed": executed,
+            "tensors": [],
+            "ledger": {"node_id": node_id} if ledger else None,
+            "line": line0 + i,
+        }
+        for i, node_id in enumerate(ids)
+    ]
+
+
+def _iterations(old: list[str], new: list[str], *, old_ledger: bool) -> dict[str, Any]:
+    """A past iteration's chain (run by backward) beside the current one, sharing a leaf."""
+    leaf = {"id": "leaf0", "kind": "leaf", "name": "w", "shape": [8, 8], "saved": []}
+    acc = {**_chain(["acc:leaf0"], executed=False, ledger=False)[0], "name": "AccumulateGrad"}
+    nodes = [{**leaf, "executed": False, "tensors": ["w"]}, acc]
+    nodes += _chain(old, executed=True, ledger=old_ledger)
+    nodes += _chain(new, executed=False, ledger=False)
+    edges = [{"source": "leaf0", "target": "acc:leaf0"}]
+    for chain in (old, new):
+        if chain:
+            edges.append({"source": "acc:leaf0", "target": chain[0]})
+        edges += [{"source": a, "target": b} for a, b in itertools.pairwise(chain)]
+    return {"kind": "autograd", "nodes": nodes, "edges": edges, "focus": None}
+
+
+def test_a_new_iterations_node_takes_its_twins_place_and_nothing_moves():
+    ran = render.layout(_iterations(["n0", "n1", "n2"], [], old_ledger=True))
+    steps = [
+        render.layout(_iterations(["n0", "n1", "n2"], ["n3", "n4", "n5"][:k], old_ledger=False))
+        for k in range(1, 4)
+    ]
+
+    for k, placed in enumerate(steps, start=1):
+        assert placed["key"] == ran["key"]
+        # the twins of the new nodes are hidden; the others keep their places
+        assert sorted(placed["hidden"]) == ["n0", "n1", "n2"][:k]
+        for new, old in zip(["n3", "n4", "n5"][:k], ["n0", "n1", "n2"], strict=False):
+            assert placed["nodes"][new] == ran["nodes"][old]
+        for node_id, box in placed["nodes"].items():
+            if node_id in ran["nodes"]:
+                assert box == ran["nodes"][node_id]
+
+
+def test_nodes_without_a_twin_go_beside_the_laid_out_structure():
+    """The dynamic net grew deeper: the extra node moves nothing laid out before it."""
+    before = render.layout(_iterations(["n0", "n1"], ["n2", "n3"], old_ledger=False))
+    deeper = render.layout(_iterations(["n0", "n1"], ["n2", "n3", "n4"], old_ledger=False))
+
+    assert deeper["key"] == before["key"]
+    assert all(deeper["nodes"][k] == box for k, box in before["nodes"].items())
+    cx, _, w, _ = deeper["nodes"]["n4"]
+    laid = [b for k, b in before["nodes"].items()]
+    assert cx - w / 2 > max(x + bw / 2 for x, _, bw, _ in laid)
+    # and once the past iteration is gone, the current structure is laid out afresh
+    alone = render.layout(_iterations([], ["n2", "n3", "n4"], old_ledger=False))
+    assert alone["key"] != deeper["key"] and not alone["hidden"]
+
+
+def test_an_output_node_sits_beside_the_node_that_made_it():
+    graph = _two_layer_graph()
+    placed = render.layout(graph)
+    out = next(n["id"] for n in graph["nodes"] if n["kind"] == "output")
+    source = next(e["source"] for e in graph["edges"] if e["target"] == out)
+    ox, oy, ow, _ = placed["nodes"][out]
+    sx, sy, sw, _ = placed["nodes"][source]
+    assert oy == sy and ox - ow / 2 > sx + sw / 2
+    # outputs come and go without touching the rest of the layout
+    without = {
+        **graph,
+        "nodes": [n for n in graph["nodes"] if n["id"] != out],
+        "edges": [e for e in graph["edges"] if e["target"] != out],
+    }
+    assert render.layout(without)["key"] == placed["key"]
+
+
+def test_the_layout_is_made_once_per_structure():
+    graph = _two_layer_graph()
+    first = render.layout(graph)
+    misses = render._LAYOUTS.misses
+    again = render.layout({**graph, "focus": graph["nodes"][2]["id"]})
+    assert again == first and render._LAYOUTS.misses == misses

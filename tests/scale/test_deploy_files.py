@@ -1,7 +1,9 @@
-"""compose.yml's `scaled` profile and deploy/nginx agree with each other and with nginx."""
+"""compose.yml's profiles, deploy/nginx and deploy/cluster.py agree with each other and
+with nginx: nginx in front of every profile, the apps reached through it only."""
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from pathlib import Path
 from typing import Any
@@ -9,7 +11,16 @@ from typing import Any
 import pytest
 import yaml
 
-from deploy.cluster import TEMPLATE, Nginx, find_nginx, render_site
+from deploy.cluster import (
+    REQUEST_BURST,
+    REQUEST_RATE,
+    TEMPLATE,
+    Nginx,
+    RedisServer,
+    Replica,
+    find_nginx,
+    render_site,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 STORE_URL = "redis://redis:6379/0"
@@ -71,24 +82,95 @@ def test_two_or_more_replicas_share_the_records_in_redis():
         assert "command" not in spec, "the start command lives in the Dockerfile only"
 
 
-def test_nginx_routes_to_every_replica_with_the_deploy_template():
-    nginx = scaled("nginx")
+def nginxes() -> dict[str, dict[str, Any]]:
+    return {
+        name: spec
+        for name, spec in services().items()
+        if str(spec.get("image", "")).split(":")[0] == "nginx"
+    }
+
+
+def apps() -> dict[str, dict[str, Any]]:
+    return {
+        name: spec
+        for name, spec in services().items()
+        if str(spec.get("image", "")).startswith("autograd-explorer:")
+    }
+
+
+def upstreams(nginx: dict[str, Any]) -> list[str]:
+    return re.findall(r"server (\S+?):8000;", nginx["environment"]["AGX_UPSTREAM_SERVERS"])
+
+
+@pytest.mark.parametrize("profile", [None, "gpu", "scaled"])
+def test_every_profile_has_nginx_in_front_and_publishes_nothing_else(profile):
+    in_profile = {
+        name: spec for name, spec in services().items() if spec.get("profiles", [None]) == [profile]
+    }
+    fronts = [name for name in in_profile if name in nginxes()]
+
+    (front,) = fronts
+    published = [name for name, spec in in_profile.items() if "ports" in spec]
+    assert published == [front], "clients reach the apps through nginx only"
+    assert set(upstreams(in_profile[front])) == {n for n in in_profile if n in apps()}
+
+
+@pytest.mark.parametrize("name", sorted(nginxes()))
+def test_nginx_routes_to_its_apps_with_the_deploy_template(name):
+    nginx = nginxes()[name]
     source, target, *_ = nginx["volumes"][0].split(":")
     env = nginx["environment"]
-    servers = re.findall(r"server (\S+);", env["AGX_UPSTREAM_SERVERS"])
+    servers = upstreams(nginx)
 
-    assert nginx["image"].split(":")[0] == "nginx"
     assert (ROOT / source).resolve() == TEMPLATE
     assert target == TEMPLATE_MOUNT
-    assert sorted(servers) == sorted(f"{name}:8000" for name in replicas())
-    assert set(nginx["depends_on"]) == set(replicas())
+    assert servers and set(servers) <= set(apps())
+    assert set(nginx["depends_on"]) == set(servers)
     assert {d["condition"] for d in nginx["depends_on"].values()} == {"service_healthy"}
     assert nginx["ports"][0].endswith(f":{env['AGX_NGINX_LISTEN']}")
+    assert set(nginx["networks"]) == {"edge", "internal"}
 
 
-def test_the_image_and_the_cluster_render_the_template_alike():
+def test_apps_sit_on_the_internal_network_and_trust_their_own_nginx_only():
+    compose = yaml.safe_load((ROOT / "compose.yml").read_text())
+    internal = compose["networks"]["internal"]
+    subnet = ipaddress.ip_network(internal["ipam"]["config"][0]["subnet"])
+    address_of = {
+        name: nginx["networks"]["internal"]["ipv4_address"] for name, nginx in nginxes().items()
+    }
+    front_of = {app: name for name, nginx in nginxes().items() for app in upstreams(nginx)}
+
+    assert internal["internal"] is True
+    assert len(set(address_of.values())) == len(address_of)
+    assert all(ipaddress.ip_address(a) in subnet for a in address_of.values())
+    assert set(front_of) == set(apps()), "every app has an nginx in front"
+    for name, app in apps().items():
+        assert app["networks"] == ["internal"], name
+        assert app["environment"]["AGX_TRUSTED_PROXIES"] == address_of[front_of[name]], name
+        assert "*" not in app["environment"]["AGX_ALLOWED_HOSTS"]
+    assert services()["redis"]["networks"] == ["internal"]
+
+
+def test_the_cluster_runs_its_replicas_and_redis_as_compose_runs_them(tmp_path):
+    replica = Replica("r", store_url="redis://x", data_dir=tmp_path, log_path=tmp_path / "log")
+    redis = RedisServer(tmp_path / "redis")
+    compose_redis = scaled("redis")["command"]
+
+    assert "--no-proxy-headers" in replica.command
+    assert replica._env is not None and replica._env["AGX_TRUSTED_PROXIES"] == "127.0.0.1"
+    command = redis.redis_command()
+    flags = [word for word in compose_redis if word.startswith("--")]
+
+    assert flags == ["--appendonly", "--appendfsync"]
+    for flag in flags:
+        value = compose_redis[compose_redis.index(flag) + 1]
+        assert command[command.index(flag) + 1] == value, flag
+
+
+@pytest.mark.parametrize("name", sorted(nginxes()))
+def test_the_image_and_the_cluster_render_the_template_alike(name):
     env = {
-        **scaled("nginx")["environment"],
+        **nginxes()[name]["environment"],
         # Variables any container has: the filter must keep envsubst off them.
         "HOME": "/root",
         "HOSTNAME": "c0ffee",
@@ -98,7 +180,13 @@ def test_the_image_and_the_cluster_render_the_template_alike():
     servers = re.findall(r"server (\S+);", env["AGX_UPSTREAM_SERVERS"])
     by_image = envsubst(TEMPLATE.read_text(), env)
 
-    assert by_image == render_site(listen=env["AGX_NGINX_LISTEN"], servers=servers)
+    rendered = render_site(
+        listen=env["AGX_NGINX_LISTEN"], servers=servers, access_log=env["AGX_NGINX_ACCESS_LOG"]
+    )
+    # The cluster's defaults are compose's.
+    assert env["AGX_NGINX_REQUEST_RATE"] == REQUEST_RATE
+    assert env["AGX_NGINX_REQUEST_BURST"] == str(REQUEST_BURST)
+    assert by_image == rendered
     assert "${" not in by_image
     assert "hash $agx_session_key consistent;" in by_image
 

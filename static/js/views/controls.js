@@ -7,6 +7,13 @@ const root = /** @type {HTMLElement} */ (document.querySelector(".controls"));
 const statusBox = /** @type {HTMLElement} */ (root.querySelector('[data-testid="status"]'));
 const progressBox = /** @type {HTMLElement} */ (root.querySelector('[data-testid="progress"]'));
 const help = /** @type {HTMLElement} */ (document.getElementById("help"));
+const toggle = /** @type {HTMLInputElement} */ (help.querySelector('[data-field="shortcuts"]'));
+
+/** Arrow keys scroll what has the focus when it scrolls, rather than step the program. */
+const ARROWS = new Set(["ArrowRight", "ArrowDown", "ArrowLeft", "ArrowUp"]);
+
+/** Whether the single-key shortcuts are on (WCAG 2.1.4: they can be switched off). */
+let enabled = localStorage.getItem("agx.shortcuts") !== "off";
 
 /** Keys of the shortcuts (KeyboardEvent.key) and the action each one triggers. */
 const SHORTCUTS = {
@@ -30,6 +37,11 @@ export function bind({ onAction, onCancel }) {
     if (button.dataset.action === "cancel") onCancel();
     else onAction(button.dataset.action);
   });
+  setShortcuts(enabled);
+  toggle.addEventListener("change", () => {
+    setShortcuts(toggle.checked);
+    localStorage.setItem("agx.shortcuts", toggle.checked ? "on" : "off");
+  });
   document.addEventListener("keydown", (event) => {
     if (event.ctrlKey || event.metaKey || event.altKey || event.defaultPrevented) return;
     if (event.target.closest?.("input, select, textarea, [contenteditable]")) return;
@@ -37,6 +49,8 @@ export function bind({ onAction, onCancel }) {
       onCancel();
       return;
     }
+    if (!enabled) return;
+    if (ARROWS.has(event.key) && scrolls(event.target)) return;
     if (event.key === "?") {
       help.togglePopover();
       event.preventDefault();
@@ -47,6 +61,39 @@ export function bind({ onAction, onCancel }) {
     event.preventDefault();
     onAction(action);
   });
+}
+
+/**
+ * Switch the single-key shortcuts on or off: the buttons stop announcing them and their
+ * key hints go.
+ * @param {boolean} on
+ */
+function setShortcuts(on) {
+  enabled = on;
+  toggle.checked = on;
+  document.body.classList.toggle("no-shortcuts", !on);
+  for (const button of document.querySelectorAll("[aria-keyshortcuts], [data-keyshortcuts]")) {
+    if (on && button.dataset.keyshortcuts) button.setAttribute("aria-keyshortcuts", button.dataset.keyshortcuts);
+    else if (!on) {
+      button.dataset.keyshortcuts = button.getAttribute("aria-keyshortcuts") ?? button.dataset.keyshortcuts;
+      button.removeAttribute("aria-keyshortcuts");
+    }
+  }
+}
+
+/**
+ * Whether `element` or a box around it scrolls (the code, a table, a panel): there the
+ * arrow keys scroll.
+ * @param {EventTarget|null} element
+ */
+function scrolls(element) {
+  for (let box = element instanceof Element ? element : null; box && box !== document.body; box = box.parentElement) {
+    const style = getComputedStyle(box);
+    const x = /(auto|scroll)/.test(style.overflowX) && box.scrollWidth > box.clientWidth;
+    const y = /(auto|scroll)/.test(style.overflowY) && box.scrollHeight > box.clientHeight;
+    if (x || y) return true;
+  }
+  return false;
 }
 
 /**

@@ -220,7 +220,8 @@ function heatmap(preview, check = null) {
   const scale = Math.max(...flat.map(Math.abs), 1e-30);
   return h(
     "div",
-    { class: "heatmap-wrap" },
+    // It scrolls sideways when the block is wider than the panel: it takes the focus then.
+    { class: "heatmap-wrap", tabindex: "0", role: "region", "aria-label": "Values of the top-left block" },
     h(
       "table",
       { class: "heatmap" },

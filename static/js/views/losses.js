@@ -1,12 +1,14 @@
 /** The loss chart (uPlot): the training loss of each iteration, on a linear or log scale. */
 
-import { field } from "../dom.js";
-import { num } from "../format.js";
+import { field, h } from "../dom.js";
+import { num, precise } from "../format.js";
 import { uPlot } from "../vendor.js";
 
 const panel = /** @type {HTMLElement} */ (document.querySelector(".loss-panel"));
 const box = /** @type {HTMLElement} */ (panel.querySelector('[data-testid="losses"]'));
 const HEIGHT = 190;
+/** The chart's data alternative: the same losses as a table, filled while it is open. */
+const tableBox = /** @type {HTMLDetailsElement} */ (panel.querySelector("details.loss-data"));
 
 /** "linear" or "log": the scale of the loss axis. */
 let scale = localStorage.getItem("agx.loss-scale") === "log" ? "log" : "linear";
@@ -25,6 +27,7 @@ export function bind() {
     rebuild();
   });
   new ResizeObserver(() => plot?.setSize({ width: width(), height: HEIGHT })).observe(box);
+  tableBox.addEventListener("toggle", fillTable);
   matchMedia("(prefers-color-scheme: dark)").addEventListener("change", rebuild);
   rebuild();
 }
@@ -44,6 +47,14 @@ export function render(losses, iterations) {
   box.dataset.count = String(losses.length);
   if (resized || !plot) rebuild();
   else plot.setData(data());
+  fillTable();
+}
+
+/** One row per finished iteration: t and its loss in six significant digits. */
+function fillTable() {
+  if (!tableBox.open) return;
+  const rows = shown.losses.map((loss, t) => h("tr", {}, h("td", { text: String(t) }), h("td", { text: precise(loss) })));
+  tableBox.querySelector("tbody").replaceChildren(...(rows.length ? rows : [h("tr", {}, h("td", { colspan: 2, class: "muted", text: "no iteration finished yet" }))]));
 }
 
 function data() {

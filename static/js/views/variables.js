@@ -10,7 +10,7 @@ import { num, scalar, shape } from "../format.js";
 const panel = /** @type {HTMLElement} */ (document.querySelector(".vars-panel"));
 const table = /** @type {HTMLTableElement} */ (panel.querySelector('[data-testid="variables"]'));
 /** Columns of the table, for the rows that span it. */
-const COLUMNS = 6;
+const COLUMNS = 5;
 
 /**
  * Wire row selection, and hovering a row (linked views).
@@ -73,8 +73,15 @@ export function render(variables, before, selected, frames = [], linked = new Se
       ),
     ),
   ];
+  // The rows are rebuilt: a row (or its button) that had the keyboard focus gets it back.
+  const focused = table.contains(document.activeElement) ? document.activeElement.closest("tr[data-name], tr[data-local]") : null;
+  const key = focused ? (focused.dataset.name !== undefined ? `tr[data-name="${CSS.escape(focused.dataset.name)}"]` : `tr[data-local="${CSS.escape(focused.dataset.local)}"]`) : null;
   table.querySelectorAll("tbody").forEach((old) => old.remove());
   table.append(...sections);
+  if (key) {
+    const again = table.querySelector(key);
+    (again?.querySelector("button") ?? again ?? panel.querySelector(".table-wrap"))?.focus({ preventScroll: true });
+  }
   field(panel, "vars-empty").hidden = Object.keys(variables).length > 0 || frames.length > 0;
 }
 
@@ -110,8 +117,7 @@ function outerRow(name, t) {
     h("th", { scope: "row", text: name }),
     h("td", { text: shape(t.shape) }),
     h("td", { text: String(t.version) }),
-    h("td", { text: t.requires_grad ? (t.is_leaf ? "leaf" : "yes") : "–" }),
-    h("td", { text: t.grad_fn ?? "–" }),
+    h("td", {}, ...fnName(t.grad_fn)),
     h("td", { text: t.grad ? num(t.grad.stats?.norm) : "–" }),
   );
 }
@@ -152,25 +158,39 @@ function row(name, t, before, selected, isLinked) {
         h("button", { type: "button", class: "link", "aria-expanded": String(name === selected) }, ...breakable(name)),
         any ? h("span", { class: "changed-mark", title: `changed: ${what}` }, h("span", { class: "sr-only", text: `changed: ${what}` })) : null,
       ),
-      /** Element type (torch.float32, or float64 for NumPy arrays) and where the tensor lives. */
-      h("span", { class: "var-type", text: `${t.dtype.replace("torch.", "")} · ${t.device}` }),
+      /** Element type (torch.float32, or float64 for NumPy arrays), where the tensor lives,
+       * and requires_grad: "leaf" (a leaf that requires grad: its .grad fills), "computed"
+       * (computed from one: it has a grad_fn), nothing when autograd does not track it. */
+      h("span", { class: "var-type", text: `${t.dtype.replace("torch.", "")} · ${t.device}${tracked(t)}` }),
     ),
     /** The tensor's shape, e.g. 64×1000. */
     cell(shape(t.shape)),
     /** The version counter (_version): +1 on every in-place change. */
     cell(String(t.version), changed.version, "version counter"),
-    /** requires_grad: whether autograd records operations on it. */
-    cell(t.requires_grad ? (t.is_leaf ? "leaf" : "yes") : "–", false, t.requires_grad ? (t.is_leaf ? "requires_grad, a leaf" : "requires_grad, computed") : "no gradient tracked"),
     /** grad_fn: the backward node that produced it (null for leaves and plain tensors). */
-    cell(t.grad_fn ?? "–", changed.grad_fn),
+    h("td", { class: changed.grad_fn ? "hot" : null }, ...fnName(t.grad_fn)),
     /** The L2 norm of its .grad, or – when .grad is None. */
     cell(t.grad ? num(t.grad.stats?.norm) : "–", changed.grad, t.grad ? ".grad norm" : ".grad is None"),
   );
 }
 
-/** A dotted name (model.0.weight) as text with line-break opportunities after the dots. */
+/** A dotted name (model.middle_linear.weight) as text that may break after its dots and
+ * underscores, so that the longest names take two lines of the name column, not three. */
 function breakable(name) {
-  return name.split(/(?<=\.)/).flatMap((part, i) => (i ? [h("wbr"), part] : [part]));
+  return name.split(/(?<=[._])/).flatMap((part, i) => (i ? [h("wbr"), part] : [part]));
+}
+
+/** A grad_fn (AddmmBackward0) that may break before "Backward"; – for none. */
+function fnName(name) {
+  if (!name) return ["–"];
+  const at = name.indexOf("Backward");
+  return at > 0 ? [name.slice(0, at), h("wbr"), name.slice(at)] : [name];
+}
+
+/** What requires_grad means for a tensor, after its dtype and device. */
+function tracked(t) {
+  if (!t.requires_grad) return "";
+  return t.is_leaf ? " · leaf" : " · computed";
 }
 
 function sameStats(a, b) {
