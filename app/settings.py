@@ -274,6 +274,22 @@ def memory_bytes() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
+def host_environment(root: Path) -> dict[str, str]:
+    """The environment of the session hosts' zygote: no settings and no secrets, what
+    Python, torch and the BLAS need, with one thread each (DESIGN.md §7)."""
+    keep = ("PATH", "LANG", "LC_ALL", "TZ", "TMPDIR", "CUDA_VISIBLE_DEVICES")
+    env = {name: os.environ[name] for name in keep if name in os.environ}
+    env.update(
+        PYTHONPATH=str(root),
+        OMP_NUM_THREADS="1",
+        OPENBLAS_NUM_THREADS="1",
+        MKL_NUM_THREADS="1",
+        MALLOC_ARENA_MAX="2",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
 @lru_cache
 def get_settings() -> Settings:
     """Return the settings of this process, read from the environment once."""

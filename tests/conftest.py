@@ -29,6 +29,16 @@ LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking
 T = TypeVar("T")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # Apps made in this process (TestClient) share one zygote and its hosts' folder,
+    # so each starts its session hosts in milliseconds; servers started as processes
+    # (LiveServer) drop AGX_ variables and start their own, as `make run` does.
+    if "AGX_HOST_DIR" not in os.environ:
+        import tempfile
+
+        os.environ["AGX_HOST_DIR"] = tempfile.mkdtemp(prefix="agx-hosts-")
+
+
 def run_async(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run `main()` to completion on a fresh event loop in its own thread.
 

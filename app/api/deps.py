@@ -89,6 +89,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Open the store at startup, expire idle sessions while serving, close at shutdown."""
     settings: Settings = app.state.settings
     store = await run_in_threadpool(open_store, settings)
+    # Ready when the zygote is: the first session then starts in milliseconds.
+    await run_in_threadpool(store.warm)
     app.state.store = store
     sweeper = asyncio.create_task(_sweep_every(store, min(settings.session_ttl_s / 4, 60.0)))
     try:

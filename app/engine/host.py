@@ -224,6 +224,7 @@ class Host:
                 "cursor": session.cursor,
                 "cpu_spent": self._cpu_spent,
                 "checkpoints": session.checkpoints,
+                "replays": session.replays,
             }
         if op == "close":
             self._closing = True

@@ -25,6 +25,7 @@ from app.engine import wire
 from app.engine.gradcheck import GradcheckError
 from app.engine.host import HostSpec
 from app.engine.session import GraphFreedError
+from app.settings import host_environment
 
 __all__ = ["CpuSpent", "HostDied", "Hosts", "SessionBusy"]
 
@@ -121,6 +122,10 @@ class Hosts:
         with self._guard:
             self._used.discard(session_id)
 
+    def warm(self) -> None:
+        """Start the zygote if none serves the folder, and wait until it does."""
+        self._zygote({"op": "stats"})
+
     def stats(self) -> dict[str, Any] | None:
         """What the zygote holds (None when no zygote runs)."""
         if not self._zygote_running():
@@ -173,7 +178,7 @@ class Hosts:
                 pass
             subprocess.Popen(
                 [sys.executable, "-m", "app.engine.zygote", str(self.folder), str(os.getpid())],
-                env=_clean_environment(),
+                env=host_environment(_ROOT),
                 cwd=_ROOT,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,  # its hosts talk over sockets; errors go to stderr
@@ -188,21 +193,6 @@ class Hosts:
                     if time.monotonic() > deadline:
                         raise
                     time.sleep(0.02)
-
-
-def _clean_environment() -> dict[str, str]:
-    """No settings and no secrets: what Python, torch and the BLAS need, one thread."""
-    keep = ("PATH", "LANG", "LC_ALL", "TZ", "HOME", "TMPDIR", "CUDA_VISIBLE_DEVICES")
-    env = {name: os.environ[name] for name in keep if name in os.environ}
-    env.update(
-        PYTHONPATH=str(_ROOT),
-        OMP_NUM_THREADS="1",
-        OPENBLAS_NUM_THREADS="1",
-        MKL_NUM_THREADS="1",
-        MALLOC_ARENA_MAX="2",
-        PYTHONUNBUFFERED="1",
-    )
-    return env
 
 
 def _connect(path: str) -> socket.socket:

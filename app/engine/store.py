@@ -126,6 +126,10 @@ class SessionStore:
             raise
         return state
 
+    def warm(self) -> None:
+        """Start the zygote now rather than at the first session (it imports torch)."""
+        self.hosts.warm()
+
     def state(self, session_id: str) -> dict[str, Any]:
         result: dict[str, Any] = self._call(session_id, {"op": "state"})
         return result
@@ -223,5 +227,6 @@ class SessionStore:
 
         result = self.hosts.call(spec, message, session_id)
         cursor = result["cursor"] if moves else record.cursor
-        self._records.touch(session_id, cursor=cursor, last_used=now)
+        # Used until now: a long step (or a host's start) does not count as idle time.
+        self._records.touch(session_id, cursor=cursor, last_used=max(now, self._clock()))
         return result

@@ -56,7 +56,7 @@ def test_a_damaged_record_answers_for_its_session_only(api) -> None:
     api.store._records._db.execute(  # type: ignore[attr-defined]
         "UPDATE sessions SET config = '{broken' WHERE id = ?", (bad["id"],)
     )
-    api.store._drop_live(bad["id"])  # as if another process or a restart read it back
+    api.store.hosts.kill(bad["id"])  # as if its host had ended: a restart reads it back
     answer = api.client.get(f"/api/sessions/{bad['id']}")
     assert answer.status_code == 409 and bad["id"] in answer.json()["detail"]
     assert api.client.get(f"/api/sessions/{good['id']}").status_code == 200

@@ -39,6 +39,7 @@ def api_schema(tmp_path_factory):
         max_iterations=3,
         max_work=1e6,
         max_sessions=100_000,
+        max_sessions_per_address=100_000,
         max_live_sessions=4,
     )
     return schemathesis.openapi.from_asgi("/openapi.json", create_app(settings_))

@@ -1,5 +1,8 @@
 """A session's tensors are given back to the system when it ends, whatever the lesson.
 
+Each live session runs in its own host process: the memory counted is the private
+memory (USS) of the server's whole process tree, workers, zygote and hosts.
+
 NOTE: a lesson that defines a custom autograd.Function (custom_function, inplace) runs in
 a globals dict that ends up in a reference cycle through C++: the scope holds the last
 `loss`, whose graph holds the Function's ctx (a C++ PyNode's strong reference), whose
@@ -13,6 +16,7 @@ from __future__ import annotations
 import time
 
 import httpx
+import psutil
 import pytest
 
 pytestmark = pytest.mark.slow
@@ -23,9 +27,20 @@ SMALL = {"N": 8, "D_in": 16, "H": 8, "D_out": 4, "iterations": 2}
 _MIB = 2**20
 
 
+def _private(process: psutil.Process) -> int:
+    """The private memory (USS) of ``process`` and its descendants."""
+    total = 0
+    for each in (process, *process.children(recursive=True)):
+        try:
+            total += each.memory_full_info().uss
+        except psutil.NoSuchProcess:
+            continue
+    return total
+
+
 def test_deleting_a_session_gives_its_tensors_memory_back_for_every_kind_of_lesson(live_server):
     server = live_server()
-    process = server.process
+    process = psutil.Process(server.process.pid)
     figures = {}
     with httpx.Client(base_url=server.url, timeout=300) as client:
         for lesson in ("autograd", "custom_function", "inplace"):
@@ -34,7 +49,7 @@ def test_deleting_a_session_gives_its_tensors_memory_back_for_every_kind_of_less
             small = client.post("/api/sessions", json={"lesson": lesson, "config": SMALL})
             client.post(f"/api/sessions/{small.json()['id']}/step", json={"by": "end"})
             client.delete(f"/api/sessions/{small.json()['id']}")
-            before = process.memory_info().rss
+            before = _private(process)
             created = client.post("/api/sessions", json={"lesson": lesson, "config": BIG})
             assert created.status_code == 201, created.text
             base = f"/api/sessions/{created.json()['id']}"
@@ -42,10 +57,10 @@ def test_deleting_a_session_gives_its_tensors_memory_back_for_every_kind_of_less
             # A seek back replays from the start in a new run; the old one must go too.
             assert client.post(f"{base}/seek", json={"cursor": 1}).status_code == 200
             assert client.post(f"{base}/step", json={"by": "end"}).status_code == 200
-            held = process.memory_info().rss
+            held = _private(process)
             assert client.delete(base).status_code == 204
             time.sleep(0.5)
-            after = process.memory_info().rss
+            after = _private(process)
             figures[lesson] = ((held - before) / _MIB, (after - before) / _MIB)
 
     shown = ", ".join(f"{k}: held {h:.0f} MiB, kept {a:.0f} MiB" for k, (h, a) in figures.items())
