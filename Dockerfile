@@ -48,4 +48,4 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
 # uvicorn starts WEB_CONCURRENCY worker processes (2, as `make run`). --no-proxy-headers:
 # the app believes X-Forwarded-For from AGX_TRUSTED_PROXIES only (compose names its
 # nginx), never by uvicorn's own default.
-CMD ["uvicorn", "app.main:app", "--host", "0.0.0.0", "--port", "8000", "--no-proxy-headers"]
+CMD ["uvicorn", "app.main:app", "--host", "0.0.0.0", "--port", "8000", "--no-proxy-headers", "--timeout-graceful-shutdown", "5"]

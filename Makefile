@@ -44,7 +44,7 @@ ALLOWED_HOSTS ?= localhost,127.0.0.1
 # believed from AGX_TRUSTED_PROXIES only (app/api/clients.py), never by uvicorn's default.
 run: $(STAMP)
 	AGX_ALLOWED_HOSTS="$${AGX_ALLOWED_HOSTS:-$(ALLOWED_HOSTS)}" MALLOC_ARENA_MAX=2 \
-	  $(PY) -m uvicorn app.main:app --host $(HOST) --port $(PORT) --workers $(WORKERS) --no-proxy-headers
+	  $(PY) -m uvicorn app.main:app --host $(HOST) --port $(PORT) --workers $(WORKERS) --no-proxy-headers --timeout-graceful-shutdown 5
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -42,7 +42,7 @@ from deploy.cluster import Cluster, Nginx, find_nginx  # noqa: E402
 LESSON = {"lesson": "autograd", "config": {"iterations": 10000}}
 STEP = {"by": "iteration", "count": 1}
 # Room for every session of every setup to stay live, and for every client at once.
-REPLICA_ENV = {"AGX_MAX_LIVE_SESSIONS": "64", "AGX_MAX_CONCURRENT_WORK": "16"}
+REPLICA_ENV = {"AGX_MAX_LIVE_SESSIONS": "64"}
 
 
 @dataclass

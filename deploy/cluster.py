@@ -271,7 +271,13 @@ class Replica(Service):
         self.url = f"http://{self.address}"
         command = [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1"]
         # As the image starts it: X-Forwarded-For is the app's to judge (below).
-        command += ["--port", str(self.port), "--no-proxy-headers"]
+        command += [
+            "--port",
+            str(self.port),
+            "--no-proxy-headers",
+            "--timeout-graceful-shutdown",
+            "5",
+        ]
         if not access_log:
             command += ["--no-access-log"]
         # Inherited AGX_* variables would make a run depend on the caller's shell.

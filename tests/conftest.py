@@ -66,6 +66,7 @@ class LiveServer:
         """Start the server and wait until GET /healthz answers 200."""
         command = [sys.executable, "-m", "uvicorn", "app.main:app"]
         command += ["--host", "127.0.0.1", "--port", str(self.port)]
+        command += ["--timeout-graceful-shutdown", "5"]  # as `make run` and the image
         with self.log_path.open("ab") as log:
             self._process = subprocess.Popen(
                 command, cwd=ROOT, env=self._env, stdout=log, stderr=subprocess.STDOUT

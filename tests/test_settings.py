@@ -116,8 +116,7 @@ def test_only_settings_read_the_environment():
         path.relative_to(ROOT)
         for path in (ROOT / "app").rglob("*.py")
         # app/settings.py itself, which also picks what the hosts' zygote inherits
-        if path.name != "settings.py"
-        and re.search(r"\bos\.environ\b|\bgetenv\(", path.read_text())
+        if path.name != "settings.py" and re.search(r"\bos\.environ\b|\bgetenv\(", path.read_text())
     ]
 
     assert readers == [], "read settings through app.settings.get_settings() instead"

@@ -67,7 +67,7 @@ def test_two_clients_stepping_one_session_at_once_are_serialised(live_server, wo
     # A long queue timeout: a step waiting for the other client's is never refused. With
     # two worker processes, each request opens its own connection, so the kernel spreads
     # them over both: the session is then serialised between processes too.
-    server = live_server({"AGX_WORK_QUEUE_TIMEOUT_S": "60", "WEB_CONCURRENCY": str(workers)})
+    server = live_server({"WEB_CONCURRENCY": str(workers)})
     body = {"lesson": "autograd", "config": {**SMALL, "iterations": 20}}  # 653 events
     rounds, counts = 60, (1, 2)
     session_id = httpx.post(f"{server.url}/api/sessions", json=body, timeout=TIMEOUT).json()["id"]
