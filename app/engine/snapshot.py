@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -125,13 +126,11 @@ def _nested(values: torch.Tensor) -> Any:
 
 
 def tensor_detail(value: torch.Tensor | np.ndarray) -> dict[str, Any]:
-    """A summary plus the top-left block (at most 8×8) and a 32-bin histogram."""
+    """A summary plus the top-left block (at most 8×8) and a 32-bin histogram of every
+    finite value, counted a chunk at a time: a detail never copies the whole tensor."""
     detail = tensor_summary(value)
     with torch.no_grad():
         data = _as_torch(value).detach()
-        if data.is_complex():
-            data = data.abs()
-        data = data.double().cpu()
         block = data
         while block.dim() > 2:
             block = block[0]
@@ -139,21 +138,39 @@ def tensor_detail(value: torch.Tensor | np.ndarray) -> dict[str, Any]:
             block = block[:_PREVIEW, :_PREVIEW]
         elif block.dim() == 1:
             block = block[:_PREVIEW]
-        detail["preview"] = _nested(block)
-        finite = data[torch.isfinite(data)]
-        if finite.numel():
-            low, high = float(finite.min()), float(finite.max())
-            if low == high:
-                low, high = low - 0.5, high + 0.5
-            counts = torch.histc(finite, bins=_BINS, min=low, max=high)
-            edges = torch.linspace(low, high, _BINS + 1)
-            detail["histogram"] = {
-                "edges": [float(e) for e in edges],
-                "counts": [int(c) for c in counts],
-            }
-        else:
-            detail["histogram"] = {"edges": [], "counts": []}
+        detail["preview"] = _nested(_real(block))
+        detail["histogram"] = _histogram(data)
     return detail
+
+
+_CHUNK = 1 << 18  # values per piece of a histogram: 2 MiB as float64
+
+
+def _real(values: torch.Tensor) -> torch.Tensor:
+    return (values.abs() if values.is_complex() else values).double().cpu()
+
+
+def _finite_chunks(data: torch.Tensor) -> Iterator[torch.Tensor]:
+    flat = data.reshape(-1)  # a view, unless the tensor is not contiguous
+    for start in range(0, flat.numel(), _CHUNK):
+        chunk = _real(flat[start : start + _CHUNK])
+        yield chunk[torch.isfinite(chunk)]
+
+
+def _histogram(data: torch.Tensor) -> dict[str, list[Any]]:
+    low, high = math.inf, -math.inf
+    for finite in _finite_chunks(data):
+        if finite.numel():
+            low, high = min(low, float(finite.min())), max(high, float(finite.max()))
+    if low > high:
+        return {"edges": [], "counts": []}
+    if low == high:
+        low, high = low - 0.5, high + 0.5
+    counts = torch.zeros(_BINS, dtype=torch.float64)
+    for finite in _finite_chunks(data):
+        counts += torch.histc(finite, bins=_BINS, min=low, max=high)
+    edges = torch.linspace(low, high, _BINS + 1, dtype=torch.float64)
+    return {"edges": [float(e) for e in edges], "counts": [int(c) for c in counts]}
 
 
 def _is_array(value: Any) -> bool:
