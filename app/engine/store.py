@@ -19,6 +19,7 @@ from typing import Any
 from app.engine.host import HostSpec
 from app.engine.hosts import Hosts
 from app.engine.records import Records, SessionRecord
+from app.engine.session import Session
 from app.lessons.config import estimate_bytes
 from app.lessons.registry import Lesson, get_lesson
 
@@ -118,13 +119,14 @@ class SessionStore:
                 # A hint: an idle session frees a place within ttl_s; ask again within a minute.
                 retry_after_s=max(1, min(60, math.ceil(self._ttl_s))),
             )
+        # NOTE: no host yet: it starts with the first request for the session, where that
+        # lands (nginx routes by session id). Before its first line a program has run
+        # nothing, so its state is read here without running it.
+        session = Session(id=record.id, lesson=lesson, config=record.config)
         try:
-            state: dict[str, Any] = self._call(record.id, {"op": "state"})
-        except BaseException:
-            self._records.delete(record.id)
-            self.hosts.kill(record.id)
-            raise
-        return state
+            return session.state()
+        finally:
+            session.close()
 
     def warm(self) -> None:
         """Start the zygote now rather than at the first session (it imports torch)."""
