@@ -6,6 +6,9 @@ lightblue, outputs darkolivegreen1 and saved tensors orange, as
 Each node also carries CSS classes (``function|leaf|output|saved`` plus
 ``executed``, ``stale`` and ``focus``) and, in the SVG, its JSON id as the
 ``id`` of its ``<g>`` group.
+
+:func:`layout` is what the page draws from instead: places for the iteration's whole
+structure (``dot -Tplain``, one run per structure), kept while that structure stands.
 """
 
 from __future__ import annotations
