@@ -22,7 +22,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.conftest import ConsoleWatch, LiveServer
-from tests.e2e.conftest import SMALL, Explorer
+from tests.e2e.conftest import LESSON_IDS, SMALL, Explorer
 
 pytestmark = pytest.mark.e2e
 
@@ -123,6 +123,27 @@ def test_no_serious_axe_violation_in_any_state(themed: Explorer) -> None:
     expect(page.get_by_test_id("error")).to_be_visible()
     check("in-place lesson's end")
 
+    assert not any(found.values()), report(found)
+
+
+def test_no_serious_axe_violation_in_any_lesson_mid_backward(themed: Explorer) -> None:
+    """Every lesson's own panels (ledgers, frames, the static graph, the manual gradients
+    of the NumPy lessons) three events into its first backward phase."""
+    explorer, page = themed, themed.page
+    found: dict[str, list[dict[str, Any]]] = {}
+    for lesson in LESSON_IDS:
+        explorer.open(lesson)
+        # The static graph has no backward phase of its own: its gradients are ops of the
+        # captured graph, which runs whole on the loss line.
+        wanted = "loss" if lesson == "static_graph" else "backward"
+        for _ in range(12):
+            if explorer.phase() == wanted:
+                break
+            explorer.press("Next phase")
+        assert explorer.phase() == wanted, lesson
+        for _ in range(3):
+            explorer.press("Step")
+        found[lesson] = axe_violations(page)
     assert not any(found.values()), report(found)
 
 
