@@ -225,7 +225,7 @@ class Explorer {
     // A step leaves the form alone: it may hold values being edited or refused ones.
     if (started) config.render(state.config);
     else config.summarize(state.config);
-    controls.render(state);
+    controls.render(state, this.before);
     // NOTE: bench/bench_browser.py reads this measure to split a step into requests and DOM work.
     performance.measure("agx:paint", { start: painting });
     restoreFocus();

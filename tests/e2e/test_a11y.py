@@ -335,6 +335,36 @@ def test_the_status_is_one_atomic_announcement_and_main_is_not_left_busy(
     expect(status).to_contain_text(f"line {explorer.line_number()} runs next")
 
 
+def test_the_status_says_which_variables_a_step_changed(explorer: Explorer, api: Api) -> None:
+    """The announcement names what the engine changed: compared here from two API states."""
+    session = api.start("autograd")
+    try:
+        step = f"/api/sessions/{session}/step"
+        before = api.client.post(step, json={"by": "iteration", "count": 2}).json()
+        after = api.client.post(step, json={"by": "line", "count": 1}).json()
+    finally:
+        api.client.delete(f"/api/sessions/{session}")
+    changed = sorted(
+        name
+        for name, t in after["variables"].items()
+        if name not in before["variables"]
+        or any(
+            before["variables"][name].get(key) != t.get(key)
+            for key in ("version", "stats", "grad", "grad_fn")
+        )
+    )
+    assert changed, "the update line changes y_pred"
+    explorer.open("autograd")
+    explorer.press("Next iteration")
+    explorer.press("Next iteration")
+    explorer.press("Step over line")
+    assert explorer.cursor() == after["cursor"]
+    said = explorer.status.locator('[data-field="changes"]').inner_text()
+    assert said.startswith("; changed: "), said
+    named = sorted(part.split(" (")[0] for part in said.removeprefix("; changed: ").split("; "))
+    assert named == changed[:5] or named[:5] == changed[:5], (said, changed)
+
+
 # The graph as text, against the API's graph.
 
 
