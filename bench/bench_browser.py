@@ -1,5 +1,9 @@
 """A browser step: click `Step` → graph and variables repainted, measured in the page.
 
+One round trip: the step asks for the graph and its layout (`?view=graph`), and the
+page draws the graph from them; the bench also prints the bytes the page received per
+step (the responses' encoded bodies, from Resource Timing).
+
 Target (DESIGN.md §8): p95 ≤ 100 ms. The page's controller sets the status line's
 `data-cursor` last, after the graph and the variables are painted into the DOM; the
 clock stops at the frame after that (requestAnimationFrame, then a task), so the time
@@ -102,8 +106,14 @@ def measure(
     """
     with _explorer(lesson, query, workers) as (page, errors):
         page.evaluate(MEASURE, [3, "Step"])  # warm-up, not measured
-        page.evaluate("performance.clearMeasures()")
+        page.evaluate("performance.clearMeasures(); performance.clearResourceTimings()")
+        page.evaluate("performance.setResourceTimingBufferSize(100000)")
         times = page.evaluate(MEASURE, [steps, "Step"])
+        received = page.evaluate(
+            """() => performance.getEntriesByType('resource')
+                .filter((e) => e.name.includes('/api/sessions/'))
+                .map((e) => [e.name, e.encodedBodySize])"""
+        )
         paints = page.evaluate(
             "performance.getEntriesByName('agx:paint').map((entry) => entry.duration)"
         )
@@ -111,6 +121,8 @@ def measure(
         "times": times,
         "paints": paints,
         "errors": errors,
+        "requests_per_step": len(received) / max(len(times), 1),
+        "bytes_per_step": sum(size for _, size in received) / max(len(times), 1),
         "p50": statistics.median(times),
         "p95": percentile(times, 0.95),
     }
@@ -158,6 +170,10 @@ def main() -> int:
     print(f"  max {max(times):6.1f} ms")
     dom = statistics.median(m["paints"])
     print(f"  of which DOM work (the views' render, after the responses): p50 {dom:.1f} ms")
+    print(
+        f"  {m['requests_per_step']:.1f} requests and {m['bytes_per_step'] / 1024:.1f} KiB"
+        " received per step"
+    )
     backs = step_back_after_run(workers=args.workers)
     print("`Step back` after `Run to end` (custom_module, 500 iterations), 3 presses:")
     for wait, times in backs.items():

@@ -6,6 +6,9 @@ lightblue, outputs darkolivegreen1 and saved tensors orange, as
 Each node also carries CSS classes (``function|leaf|output|saved`` plus
 ``executed``, ``stale`` and ``focus``) and, in the SVG, its JSON id as the
 ``id`` of its ``<g>`` group.
+
+:func:`layout` is what the page draws from instead: places for the iteration's whole
+structure (``dot -Tplain``, one run per structure), kept while that structure stands.
 """
 
 from __future__ import annotations
@@ -378,6 +381,7 @@ def cache_info() -> CacheInfo:
 def cache_clear() -> None:
     """Forget every cached layout and reset the counters."""
     _CACHE.clear()
+    _LAYOUTS.clear()
 
 
 def to_svg(graph: dict[str, Any], *, timeout_s: float = 5.0, max_nodes: int = 400) -> str:
@@ -504,12 +508,105 @@ def _size(lines: list[str]) -> tuple[float, float]:
     return round(max(width, 40.0), 1), round(len(lines) * _LINE_H + 2 * _PAD_Y, 1)
 
 
+#: Structures up to this many nodes and edges are laid out in-process (libgvc).
+_IN_PROCESS_MAX = 400
+
+
+class _LibGvc:
+    """Graphviz's library in this process: a layout without starting ``dot``.
+
+    NOTE: starting ``dot`` costs ~15 ms on a busy machine, more than laying out a
+    lesson's graph (~4 ms); a layout miss sits on a step's critical path, so small
+    structures (our own DOT: fixed-size boxes, no user text) are laid out here, one at
+    a time (libgvc is not thread-safe). Anything that goes wrong falls back to ``dot``,
+    which keeps its timeout; the SVG endpoint always uses ``dot``.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lib: Any = None
+        self._graph: Any = None
+        self._context: Any = None
+        self._failed = False
+
+    def _load(self) -> bool:
+        import ctypes
+        import ctypes.util
+
+        gvc_name, cgraph_name = ctypes.util.find_library("gvc"), ctypes.util.find_library("cgraph")
+        if not gvc_name or not cgraph_name:
+            return False
+        gvc, cgraph = ctypes.CDLL(gvc_name), ctypes.CDLL(cgraph_name)
+        pointer, text = ctypes.c_void_p, ctypes.c_char_p
+        gvc.gvContext.restype = pointer
+        cgraph.agmemread.restype = pointer
+        cgraph.agmemread.argtypes = [text]
+        gvc.gvLayout.argtypes = [pointer, pointer, text]
+        gvc.gvRenderData.argtypes = [
+            pointer,
+            pointer,
+            text,
+            ctypes.POINTER(pointer),
+            ctypes.POINTER(ctypes.c_uint),
+        ]
+        gvc.gvFreeRenderData.argtypes = [pointer]
+        gvc.gvFreeLayout.argtypes = [pointer, pointer]
+        cgraph.agclose.argtypes = [pointer]
+        context = gvc.gvContext()
+        if not context:
+            return False
+        self._lib, self._graph, self._context = gvc, cgraph, context
+        return True
+
+    def plain(self, source: str) -> str | None:
+        """``dot -Tplain`` of ``source``, or None when the library cannot do it here."""
+        import ctypes
+
+        with self._lock:
+            if self._failed:
+                return None
+            try:
+                if self._lib is None and not self._load():
+                    self._failed = True
+                    return None
+                gvc, cgraph = self._lib, self._graph
+                graph = cgraph.agmemread(source.encode("utf-8"))
+                if not graph:
+                    return None
+                try:
+                    if gvc.gvLayout(self._context, graph, b"dot") != 0:
+                        return None
+                    data, length = ctypes.c_void_p(), ctypes.c_uint()
+                    status = gvc.gvRenderData(
+                        self._context, graph, b"plain", ctypes.byref(data), ctypes.byref(length)
+                    )
+                    if status != 0 or not data:
+                        return None
+                    text = ctypes.string_at(data, length.value).decode("utf-8", "replace")
+                    gvc.gvFreeRenderData(data)
+                    gvc.gvFreeLayout(self._context, graph)
+                    return text
+                finally:
+                    cgraph.agclose(graph)
+            except OSError:
+                self._failed = True
+                return None
+
+
+_LIBGVC = _LibGvc()
+
+
 class _LayoutLRU:
     def __init__(self, maxsize: int) -> None:
         self.maxsize = maxsize
         self._lock = threading.Lock()
         self._entries: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self.hits = self.misses = 0
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self.hits = self.misses = 0
 
     def get(self, key: str, timeout_s: float) -> dict[str, Any]:
         with self._lock:
@@ -519,8 +616,13 @@ class _LayoutLRU:
                 self.hits += 1
                 return found
             self.misses += 1
-        stdout, _ = _run_dot(["-Tplain"], key.encode("utf-8"), timeout_s)
-        parsed = _parse_plain(stdout.decode("utf-8", "replace"))
+        text = (
+            _LIBGVC.plain(key) if key.count("->") + key.count("[width") <= _IN_PROCESS_MAX else None
+        )
+        if text is None:
+            stdout, _ = _run_dot(["-Tplain"], key.encode("utf-8"), timeout_s)
+            text = stdout.decode("utf-8", "replace")
+        parsed = _parse_plain(text)
         with self._lock:
             self._entries[key] = parsed
             while len(self._entries) > self.maxsize:

@@ -203,7 +203,10 @@ class Explorer {
    *   replace the current one, null: leave history alone; mark: show what changed
    */
   async show(state, { push, mark = true }) {
-    const [graph, svg] = await Promise.all([api.graph(state.id), api.graphSvg(state.id)]);
+    // One round trip: a step or seek of one event brings the graph and its layout along.
+    const view = state.view ?? (await api.graphView(state.id));
+    delete state.view;
+    const graph = view.graph;
     const painting = performance.now();
     // The repaint replaces rows, graph nodes and cells: the focused one gets the focus back.
     const restoreFocus = remember();
@@ -214,7 +217,7 @@ class Explorer {
     this.graph = graph;
     const iterations = state.config.iterations;
     if (this.selectedNode && !graph.nodes.some((n) => n.id === this.selectedNode)) this.selectedNode = null;
-    graphView.render(graph, svg, this.selectedNode);
+    graphView.render(graph, view.layout, this.selectedNode);
     graphText.render(graph);
     variables.render(state.variables, this.before, this.selectedVar, state.frames ?? []);
     scalars.render(state.scalars, this.beforeScalars, this.lang);
@@ -225,7 +228,7 @@ class Explorer {
     // A step leaves the form alone: it may hold values being edited or refused ones.
     if (started) config.render(state.config);
     else config.summarize(state.config);
-    controls.render(state);
+    controls.render(state, this.before);
     // NOTE: bench/bench_browser.py reads this measure to split a step into requests and DOM work.
     performance.measure("agx:paint", { start: painting });
     restoreFocus();

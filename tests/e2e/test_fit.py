@@ -233,9 +233,9 @@ def test_the_sticky_controls_never_hide_the_focused_element(sized: Explorer) -> 
     page.locator("main").focus()
     hidden = []
     seen = 0
-    for _ in range(60):
+    for _ in range(45):
         page.keyboard.press("Tab")
-        page.wait_for_timeout(30)
+        page.wait_for_timeout(400)  # after the browser's scroll and any glide of the drawing
         overlap = page.evaluate(
             """() => {
               const e = document.activeElement;

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -81,11 +82,21 @@ class Session:
         self.id = session_id
         self.client = httpx.Client(base_url=explorer.base_url, timeout=30)
 
+    def _get(self, path: str) -> dict[str, Any]:
+        # The page's own requests may still be in flight: a busy answer is asked again.
+        for _ in range(50):
+            response = self.client.get(f"/api/sessions/{self.id}{path}")
+            if response.status_code not in (409, 429, 503):
+                break
+            time.sleep(0.2)
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
     def state(self) -> dict[str, Any]:
-        return dict(self.client.get(f"/api/sessions/{self.id}").json())
+        return self._get("")
 
     def graph(self) -> dict[str, Any]:
-        return dict(self.client.get(f"/api/sessions/{self.id}/graph").json())
+        return self._get("/graph")
 
 
 @pytest.fixture

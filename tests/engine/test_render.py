@@ -496,3 +496,16 @@ def test_the_layout_is_made_once_per_structure():
     misses = render._LAYOUTS.misses
     again = render.layout({**graph, "focus": graph["nodes"][2]["id"]})
     assert again == first and render._LAYOUTS.misses == misses
+
+
+def test_the_in_process_layout_equals_dots_and_falls_back_to_it(monkeypatch):
+    graph = _two_layer_graph()
+    in_process = render.layout(graph)
+    key = next(iter(render._LAYOUTS._entries))
+    text = render._LIBGVC.plain(key)
+    if text is not None:  # libgvc present: the same numbers as `dot -Tplain`
+        stdout, _ = render._run_dot(["-Tplain"], key.encode(), 5.0)
+        assert text == stdout.decode()
+    render.cache_clear()
+    monkeypatch.setattr(render._LIBGVC, "plain", lambda source: None)
+    assert render.layout(graph) == in_process

@@ -99,14 +99,48 @@ function scrolls(element) {
 /**
  * Show where the run is.
  * @param {Object} state the API's State
+ * @param {Object<string, Object>|null} [before] the variables one move earlier (null: a
+ *   jump, nothing to compare)
  */
-export function render(state) {
+export function render(state, before = null) {
   /** Events executed so far: the session's cursor. */
   field(statusBox, "cursor").textContent = int(state.cursor);
   /** What the last event was: a line about to run, a forward op, a backward node or the end. */
   field(statusBox, "event").textContent = describe(state);
+  /** For screen readers, in the same announcement: the variables the move changed. */
+  field(statusBox, "changes").textContent = changes(state.variables, before);
   statusBox.dataset.cursor = String(state.cursor);
   statusBox.dataset.done = String(state.done);
+}
+
+/**
+ * The variables a move changed, in words: "changed: w1 (version, .grad), y_pred (new)".
+ * @param {Object<string, Object>} now name → TensorSummary
+ * @param {Object<string, Object>|null} before
+ */
+function changes(now, before) {
+  if (!before) return "";
+  const same = (a, b) => (!a && !b) || (a && b && a.norm === b.norm && a.mean === b.mean && a.min === b.min && a.max === b.max);
+  const words = [];
+  for (const [name, t] of Object.entries(now)) {
+    const old = before[name];
+    if (!old) {
+      words.push(`${name} (new)`);
+      continue;
+    }
+    const what = [
+      old.version !== t.version && "version",
+      !same(old.stats, t.stats) && "values",
+      !same(old.grad?.stats, t.grad?.stats) && ".grad",
+      old.grad_fn !== t.grad_fn && "grad_fn",
+    ].filter(Boolean);
+    if (what.length) words.push(`${name} (${what.join(", ")})`);
+  }
+  const gone = Object.keys(before).filter((name) => !(name in now));
+  if (gone.length) words.push(`${gone.join(", ")} out of scope`);
+  if (!words.length) return "";
+  const shown = words.length > 5 ? [...words.slice(0, 5), `${words.length - 5} more`] : words;
+  return `; changed: ${shown.join("; ")}`;
 }
 
 /**
@@ -115,6 +149,7 @@ export function render(state) {
  */
 export function idle(text) {
   field(statusBox, "event").textContent = text;
+  field(statusBox, "changes").textContent = "";
   statusBox.dataset.cursor = "";
 }
 

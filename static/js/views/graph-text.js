@@ -122,10 +122,15 @@ export function render(graph) {
       h("span", { class: "gt-name", text: nodeName(node) }),
       h("span", { class: "gt-states", text: ` (${nodeStates(node, graph).join(", ")})` }),
       facts.length ? h("span", { class: "gt-facts", text: `: ${facts.join("; ")}` }) : null,
-      flow.some(Boolean) ? h("span", { class: "gt-flow", text: `. ${flow.filter(Boolean).join("; ")}` }) : null,
+      flow.some(Boolean) ? h("span", { class: "gt-flow", text: `. ${sentence(flow.filter(Boolean).join("; "))}` }) : null,
       grads.length ? h("span", { class: "gt-grads", text: `. Sent gradients ${grads.join(", ")}` }) : null,
       ".",
     );
   });
   body.replaceChildren(h("p", { class: "gt-summary", text: `${summary.join("; ")}.` }), h("ol", { class: "gt-nodes" }, ...items));
+}
+
+/** `text` with a capital first letter, to start a sentence. */
+function sentence(text) {
+  return text.charAt(0).toUpperCase() + text.slice(1);
 }

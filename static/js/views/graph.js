@@ -129,12 +129,6 @@ function bindPanZoom() {
   });
   const release = (event) => {
     if (!press || event.pointerId !== press.id) return;
-    // NOTE: a touch or pen that lifts on the node it went down on, without moving, selects
-    // it (a tap may make no click once the pointer was captured).
-    if (!dragged && event.pointerType !== "mouse" && press.node) {
-      const id = event.target.closest?.("g.node")?.id;
-      if (id === press.node) box.dispatchEvent(new MouseEvent("click", { bubbles: true }));
-    }
     press = null;
     // the click that follows a drag is not a selection
     setTimeout(() => (dragged = false), 0);
@@ -252,7 +246,8 @@ function draw(graph, layout) {
       const text = svg("text", { class: "label", "text-anchor": "middle" });
       const top = -((lines.length - 1) * 17.5) / 2;
       lines.forEach((line, i) => text.append(svg("tspan", { x: 0, y: (top + i * 17.5).toFixed(1), dy: "0.35em", text: line })));
-      group.replaceChildren(svg("rect", { x: -w / 2, y: -hgt / 2, width: w, height: hgt, rx: 4 }), text);
+      const title = svg("title", { text: lines.join("\n") });
+      group.replaceChildren(title, svg("rect", { x: -w / 2, y: -hgt / 2, width: w, height: hgt, rx: 4 }), text);
     }
   }
   for (const [id, group] of groups) {

@@ -63,13 +63,17 @@ export function bindLayout() {
   document.addEventListener("focusin", (event) => {
     const target = /** @type {Element} */ (event.target);
     if (!(target instanceof Element) || controls.contains(target) || target.closest(".popover")) return;
-    // After the browser's own scroll into view.
-    requestAnimationFrame(() => {
+    // After the browser's own scroll into view, and again after the drawing's glide to a
+    // focused node (≤ 250 ms).
+    const check = () => {
+      if (document.activeElement !== target) return;
       const bar = controls.getBoundingClientRect();
       if (getComputedStyle(controls).position !== "sticky" || bar.top > 1) return;
       const box = seen(target);
       if (box && box.top < bar.bottom && box.bottom > bar.top) scrollBy({ top: box.top - bar.bottom - 8, behavior: "instant" });
-    });
+    };
+    requestAnimationFrame(check);
+    setTimeout(check, 280);
   });
 }
 
