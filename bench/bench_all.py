@@ -4,7 +4,8 @@ Runs, one after the other on this machine: the engine (bench_engine.py: a lesson
 its end through the explorer vs the plain program, alternated), the REST round trips
 (bench_api.py: a step vs a no-op on a real uvicorn), the graph layout cache (bench_render.py:
 a hit, and a miss vs a bare `dot -Tsvg`), concurrency and memory (bench_load.py: 8 clients
-vs 1, RSS per session), and the browser (bench_browser.py: click `Step` until repainted;
+vs 1, private memory per session), the classroom (bench_classroom.py: 30 learners while 3
+run lessons to the end), and the browser (bench_browser.py: click `Step` until repainted;
 skipped where Chromium or Playwright is missing). Each script's own comparison is side by
 side (alternated or interleaved), so a busy machine slows both sides of a ratio alike.
 
@@ -26,6 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_api
+import bench_classroom
 import bench_engine
 import bench_load
 import bench_render
@@ -142,13 +144,13 @@ def load_rows() -> list[Row]:
             _verdict(t["ratio"] >= bench_load.TARGET_RATIO and not t["errors"]),
         ),
         (
-            f"memory: RSS per live session, seed sizes ({m['sessions']} sessions)",
+            f"memory: private (USS) per live session, seed sizes ({m['sessions']} sessions)",
             f"{m['per_session'] / _MIB:.2f} MiB",
             f"(estimate {m['seed_estimate'] / _MIB:.2f} MiB)",
             "–",
         ),
         (
-            f"memory: one session at the budget's limit ({dims}), peak RSS",
+            f"memory: one session at the budget's limit ({dims}), peak USS",
             f"{m['limit_peak'] / _MIB:.0f} MiB (held {m['limit_held'] / _MIB:.0f})",
             f"≤ budget {m['budget'] / _MIB:.0f} MiB",
             _verdict(m["limit_peak"] <= m["budget"]),
@@ -158,6 +160,33 @@ def load_rows() -> list[Row]:
             f"{m['limit_released'] / _MIB:.0f} MiB",
             f"≈ held {m['limit_held'] / _MIB:.0f} MiB",
             _verdict(m["limit_released"] >= 0.9 * m["limit_held"]),
+        ),
+    ]
+
+
+def classroom_rows() -> list[Row]:
+    m = bench_classroom.measure()
+    return [
+        (
+            f"classroom: {m['learners']} learners (1 s think) + {m['runners']} runs to the "
+            "end, step p95 (÷ one learner alone)",
+            f"{m['p95'] * 1e3:.0f} ms (p50 {m['p50'] * 1e3:.0f}; alone p95 "
+            f"{m['alone_p95'] * 1e3:.0f} ms, {m['p95'] / m['alone_p95']:.1f}×), "
+            f"{m['errors']} errors",
+            f"≤ {bench_classroom.TARGET_P95_MS:g} ms, no errors",
+            _verdict(m["p95"] * 1e3 <= bench_classroom.TARGET_P95_MS and not m["errors"]),
+        ),
+        (
+            "hosts: a session's first state through a new host ÷ a Session in-process",
+            f"{m['first_state'] * 1e3:.1f} ms / {m['first_state_local'] * 1e3:.1f} ms",
+            "–",
+            "–",
+        ),
+        (
+            "hosts: private memory (USS) of a live host, seed sizes",
+            f"{m['host_uss'] / _MIB:.1f} MiB",
+            "–",
+            "–",
         ),
     ]
 
@@ -199,6 +228,7 @@ def main() -> int:
         ("REST", api_rows),
         ("render", render_rows),
         ("load and memory", load_rows),
+        ("classroom", classroom_rows),
     ]
     if not args.no_browser:
         parts.append(("browser", browser_rows))

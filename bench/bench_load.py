@@ -12,7 +12,9 @@ The clients are a minimal HTTP/1.1 client on asyncio streams (one keep-alive con
 each), so that the load generator's own CPU, on the same cores as the server, stays small
 next to the server's (an httpx client costs more CPU per request).
 
-Memory: the server's resident set size (psutil) before and after creating SESSIONS
+Memory: the private memory (USS) of the server's whole process tree (workers, zygote and
+the session hosts: each live session is a process of its own; USS, since ~330 MB of a
+host's RSS are torch pages it shares with the zygote) before and after creating SESSIONS
 `autograd` sessions at the seed sizes and stepping each through its first iteration, per
 session; then one session at the memory budget's limit (D_in at AGX_MAX_DIM's default,
 H as large as the budget allows), after stepping to its end and at its peak while
@@ -137,8 +139,26 @@ async def _round(url: str, clients: int, seconds: float) -> dict[str, Any]:
     }
 
 
-def _cpu_seconds(processes: list[psutil.Process]) -> float:
-    return sum(sum(process.cpu_times()[:2]) for process in processes)
+def _cpu_seconds(supervisor: psutil.Process) -> float:
+    """CPU seconds of the server's process tree (hosts come and go: counted while alive)."""
+    total = 0.0
+    for process in (supervisor, *supervisor.children(recursive=True)):
+        try:
+            total += sum(process.cpu_times()[:2])
+        except psutil.NoSuchProcess:
+            continue
+    return total
+
+
+def _private(supervisor: psutil.Process) -> int:
+    """The private memory (USS) of the server's process tree."""
+    total = 0
+    for process in (supervisor, *supervisor.children(recursive=True)):
+        try:
+            total += process.memory_full_info().uss
+        except psutil.NoSuchProcess:
+            continue
+    return total
 
 
 def measure_throughput(
@@ -158,12 +178,11 @@ def measure_throughput(
     with tempfile.TemporaryDirectory() as data_dir:
         server, url = start_server(data_dir, workers=workers)
         supervisor = psutil.Process(server.pid)
-        processes = [supervisor, *supervisor.children(recursive=True)]
 
         def timed_round(count: int) -> dict[str, Any]:
-            cpu = _cpu_seconds(processes)
+            cpu = _cpu_seconds(supervisor)
             result = asyncio.run(_round(url, count, round_s))
-            result["cpu"] = (_cpu_seconds(processes) - cpu) / result["seconds"]
+            result["cpu"] = (_cpu_seconds(supervisor) - cpu) / result["seconds"]
             return result
 
         try:
@@ -211,14 +230,14 @@ def budget_config(settings: Settings) -> dict[str, Any]:
 
 
 @contextmanager
-def _peak_rss(process: psutil.Process) -> Iterator[list[int]]:
-    """Sample `process`'s RSS every 5 ms while the block runs; yield [peak] (set after)."""
-    peak = [process.memory_info().rss]
+def _peak_private(process: psutil.Process) -> Iterator[list[int]]:
+    """Sample the tree's USS every 50 ms while the block runs; yield [peak] (set after)."""
+    peak = [_private(process)]
     stop = threading.Event()
 
     def sample() -> None:
-        while not stop.wait(0.005):
-            peak[0] = max(peak[0], process.memory_info().rss)
+        while not stop.wait(0.05):
+            peak[0] = max(peak[0], _private(process))
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -227,11 +246,11 @@ def _peak_rss(process: psutil.Process) -> Iterator[list[int]]:
     finally:
         stop.set()
         sampler.join()
-        peak[0] = max(peak[0], process.memory_info().rss)
+        peak[0] = max(peak[0], _private(process))
 
 
 def measure_memory(*, sessions: int = SESSIONS) -> dict[str, Any]:
-    """RSS per live session at the seed sizes and of one session at the budget's limit."""
+    """USS per live session at the seed sizes and of one session at the budget's limit."""
     import httpx
 
     # The server runs with no AGX_ settings but its data folder: the defaults, not this
@@ -260,22 +279,22 @@ def measure_memory(*, sessions: int = SESSIONS) -> dict[str, Any]:
                     step(warm, "iteration", 2)
                     client.get(f"/api/sessions/{warm}/graph.svg")
                     client.delete(f"/api/sessions/{warm}")
-                before = process.memory_info().rss
+                before = _private(process)
                 ids = [create(seed) for _ in range(sessions)]
                 for session_id in ids:
                     step(session_id, "iteration", 2)  # through iteration 0: grads exist
-                after = process.memory_info().rss
+                after = _private(process)
                 for session_id in ids:
                     client.delete(f"/api/sessions/{session_id}")
 
-                base = process.memory_info().rss
-                with _peak_rss(process) as peak:
+                base = _private(process)
+                with _peak_private(process) as peak:
                     big = create({"lesson": "autograd", "config": at_limit})
                     step(big, "end")
-                held = process.memory_info().rss
+                held = _private(process)
                 client.delete(f"/api/sessions/{big}")
                 time.sleep(0.5)
-                released = process.memory_info().rss
+                released = _private(process)
         finally:
             server.terminate()
             server.wait(timeout=30)
