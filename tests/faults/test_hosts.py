@@ -121,3 +121,25 @@ def _tree(server) -> list[psutil.Process]:
 def _quietly(call, *args, **kwargs) -> None:
     with contextlib.suppress(httpx.HTTPError):  # the server went away: the test's point
         call(*args, **kwargs)
+
+
+def test_a_client_that_hangs_up_cancels_its_step(live_server):
+    server = live_server({"AGX_STEP_TIME_S": "60"})
+    with _client(server, "127.0.0.2") as client:
+        made = client.post("/api/sessions", json={"lesson": "optim", "config": HEAVY})
+        session = f"/api/sessions/{made.json()['id']}"
+        # Hung up once in the training loop: its setup draws 256 MiB of random numbers in
+        # single ops of about a second each, and a step stops only between two events.
+        with pytest.raises(httpx.ReadTimeout):
+            client.post(f"{session}/step", json={"by": "end"}, timeout=4.0)
+        hung_up = time.monotonic()
+        host = _busiest(server)
+        # Answered once the cancelled step has stopped and told its state (summaries of
+        # 256 MiB tensors take seconds): then the host is idle.
+        state = client.get(session).json()
+        assert time.monotonic() - hung_up < 15, "the step went on after its client hung up"
+        used = _cpu(host)
+        time.sleep(1.0)
+        assert _cpu(host) - used < 0.05, "the host kept running after its client hung up"
+        assert not state["done"] and state["cursor"] > 0
+        assert client.get(session).json()["cursor"] == state["cursor"]
