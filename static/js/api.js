@@ -77,6 +77,9 @@ export const createSession = (lesson, config) =>
 export const step = (id, by, count = 1) =>
   call("POST", `${session(id)}/step${count === 1 ? "?view=graph" : ""}`, { body: { by, count } });
 
+/** Stop the session's step in flight at its next event (202 also when none runs). */
+export const cancel = (id) => call("POST", `${session(id)}/cancel`);
+
 /** @returns {Promise<Object>} State at `cursor`, with `view` (graph and layout) */
 export const seek = (id, cursor) => call("POST", `${session(id)}/seek?view=graph`, { body: { cursor } });
 

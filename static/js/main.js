@@ -83,6 +83,17 @@ class Explorer {
     api.devices().then(config.setDevices, () => null);
     const view = url.current(this.lesson.fields, this.lesson.defaults);
     config.fill({ ...this.lesson.defaults, ...view.config });
+    const heavier = heavierThan(view.config, this.lesson.defaults);
+    if (heavier.length) {
+      // A shared link runs a heavier config only once the reader asks for it.
+      config.open();
+      controls.idle(
+        `This link asks for more than the lesson's defaults (${heavier.join(", ")}): ` +
+          "check the configuration and press Apply to run it.",
+      );
+      page.setBusy(false);
+      return;
+    }
     this.enqueue(() => this.open(view.config, view.cursor, false));
   }
 
@@ -162,7 +173,30 @@ class Explorer {
       if (this.state.cursor === 0) return;
       return this.show(await api.seek(id, this.state.cursor - 1), { push: false });
     }
-    return this.show(await api.step(id, name === "step" ? "event" : name, 1), { push: false });
+    const by = name === "step" ? "event" : name;
+    return this.show(await this.finish(await api.step(id, by, 1), by), { push: false });
+  }
+
+  /**
+   * Go on with a step the server stopped at its time limit (State.interrupted), in
+   * further steps of what is left, until it is done or the user cancels.
+   * @param {Object} state the answer of the first step
+   * @param {string} by the step's kind
+   */
+  async finish(state, by) {
+    if (state.interrupted?.reason !== "time") return state;
+    const run = { cancelled: false };
+    this.run = run;
+    controls.setRunning(true);
+    try {
+      while (state.interrupted?.reason === "time" && !run.cancelled) {
+        state = await api.step(state.id, by, state.interrupted.remaining ?? 1);
+      }
+    } finally {
+      this.run = null;
+      controls.setRunning(false);
+    }
+    return state;
   }
 
   /** Step to the end in chunks, showing progress, until done or cancelled. */
@@ -192,8 +226,11 @@ class Explorer {
     controls.focusStep();
   }
 
+  /** Stop a run: no further chunk, and the one in flight stops at its next event. */
   cancel() {
-    if (this.run) this.run.cancelled = true;
+    if (!this.run) return;
+    this.run.cancelled = true;
+    if (this.state) api.cancel(this.state.id).catch(() => null);
   }
 
   /**
@@ -320,3 +357,20 @@ class Explorer {
 }
 
 new Explorer().start();
+
+/**
+ * Whether `config` runs heavier than the lesson's defaults (over HEAVY_FACTOR times their
+ * multiply-adds or tensor memory, as the server estimates them up to a constant): the
+ * sizes that exceed the defaults, as "name value" words; none when it is not heavier.
+ */
+function heavierThan(config, defaults) {
+  const HEAVY_FACTOR = 10; // times the defaults' work or memory a link runs by itself
+  const sizes = { ...defaults, ...config };
+  const work = (c) => c.iterations * c.N * c.H * (c.D_in + c.D_out);
+  const memory = (c) => c.N * c.D_in + c.D_in * c.H + c.H * c.D_out + c.N * (c.H + c.D_out);
+  const heavy = (measure) => measure(sizes) > HEAVY_FACTOR * measure(defaults);
+  if (!heavy(work) && !heavy(memory)) return [];
+  return ["N", "D_in", "H", "D_out", "iterations"]
+    .filter((name) => sizes[name] > defaults[name])
+    .map((name) => `${name} ${sizes[name]}`);
+}

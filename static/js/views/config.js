@@ -46,6 +46,11 @@ export function render(config) {
  * (values being edited, refused ones or the defaults are not what runs).
  * @param {Object<string, *>} values
  */
+/** Open the configuration panel. */
+export function open() {
+  /** @type {HTMLDetailsElement|null} */ (document.querySelector('[data-testid="config"]'))?.setAttribute("open", "");
+}
+
 export function fill(values) {
   for (const [name, value] of Object.entries(values)) {
     const input = form.elements.namedItem(name);

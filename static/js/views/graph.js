@@ -201,6 +201,9 @@ function ensureRoot() {
   setView(view, false);
 }
 
+/** @type {Map<string, number>} node id → edges leaving it in the layout drawn */
+let usesById = new Map();
+
 /** The lines written in a node. */
 function labelLines(node, uses) {
   if (node.kind === "function") {
@@ -221,6 +224,7 @@ function draw(graph, layout) {
   const byId = new Map(graph.nodes.map((node) => [node.id, node]));
   const uses = new Map();
   for (const edge of layout.edges) uses.set(edge.source, (uses.get(edge.source) ?? 0) + 1);
+  usesById = uses;
 
   const keep = new Set();
   for (const [id, [cx, cy, w, hgt]] of Object.entries(layout.nodes)) {
@@ -296,12 +300,12 @@ function draw(graph, layout) {
 
 /** The words of a node's state, for its accessible name. */
 function describe(node, focus) {
-  const words = [String(node.name).replace(/^torch::autograd::/, "")];
+  // The name starts with the text drawn in the node (WCAG 2.5.3, label in name).
+  const words = [labelLines(node, usesById.get(node.id) ?? 0).join(" ")];
   if (node.kind === "leaf") words.push("leaf tensor");
   else if (node.kind === "output") words.push("output tensor");
   else if (node.role) words.push(`${node.role} op`);
   else words.push("backward function");
-  if (node.shape) words.push(`shape ${shape(node.shape)}`);
   if (isFreed(node)) words.push("freed: run by an earlier backward");
   else if (node.executed) words.push(node.kind === "function" && !node.role ? "executed by backward" : "executed");
   else if (node.kind === "function") words.push("not executed yet");
