@@ -5,9 +5,11 @@ tests/contract (one Playwright instance per test session)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import pytest
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Browser, Locator, Page, expect
 
 from tests.conftest import ConsoleWatch, LiveServer
 
@@ -33,19 +35,42 @@ LESSON_IDS = (
 expect.set_options(timeout=15_000)
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """A live uvicorn for the tests of one module, on its own data folder.
+def start_server(tmp_path_factory: pytest.TempPathFactory, name: str, **env: str) -> LiveServer:
+    """A started live uvicorn on a data folder of its own, with AGX_ settings `env`.
 
     Two worker processes, as `make run` and the image start: the page's parallel
     requests reach both, which must show one session alike.
     """
-    folder = tmp_path_factory.mktemp("e2e")
-    env = {"AGX_DATA_DIR": str(folder / "var"), "WEB_CONCURRENCY": "2"}
-    live = LiveServer(env=env, log_path=folder / "server.log")
+    folder = tmp_path_factory.mktemp(name)
+    variables = {"AGX_DATA_DIR": str(folder / "var"), "WEB_CONCURRENCY": "2", **env}
+    live = LiveServer(env=variables, log_path=folder / "server.log")
     live.start()
+    return live
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """A live uvicorn for the tests of one module, on its own data folder."""
+    live = start_server(tmp_path_factory, "e2e")
     yield live
     live.stop()
+
+
+@contextmanager
+def explorer_in(
+    browser: Browser, server: LiveServer, console: ConsoleWatch, **context: Any
+) -> Iterator[Explorer]:
+    """An Explorer in a browser context of its own (`context`: Playwright's options, such
+    as the viewport or colour scheme), closed after; its console must stay clean."""
+    opened = browser.new_context(**context)
+    page = opened.new_page()
+    page.on("console", console.on_console)
+    page.on("pageerror", console.on_page_error)
+    try:
+        yield Explorer(page, server.url)
+    finally:
+        opened.close()
+    assert not console.problems, "\n".join(console.problems)
 
 
 class Explorer:

@@ -22,7 +22,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.conftest import ConsoleWatch, LiveServer
-from tests.e2e.conftest import LESSON_IDS, SMALL, Explorer
+from tests.e2e.conftest import LESSON_IDS, SMALL, Explorer, explorer_in
 
 pytestmark = pytest.mark.e2e
 
@@ -70,15 +70,9 @@ def report(violations: dict[str, list[dict[str, Any]]]) -> str:
 def themed(
     request: pytest.FixtureRequest, browser: Browser, server: LiveServer, console: ConsoleWatch
 ) -> Iterator[Explorer]:
-    context = browser.new_context(
-        viewport={"width": 1440, "height": 900}, color_scheme=request.param
-    )
-    page = context.new_page()
-    page.on("console", console.on_console)
-    page.on("pageerror", console.on_page_error)
-    yield Explorer(page, server.url)
-    context.close()
-    assert not console.problems, "\n".join(console.problems)
+    options = {"viewport": {"width": 1440, "height": 900}, "color_scheme": request.param}
+    with explorer_in(browser, server, console, **options) as explorer:
+        yield explorer
 
 
 def test_no_serious_axe_violation_in_any_state(themed: Explorer) -> None:

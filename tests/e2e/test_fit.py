@@ -18,7 +18,7 @@ import pytest
 from playwright.sync_api import Browser, expect
 
 from tests.conftest import ConsoleWatch, LiveServer
-from tests.e2e.conftest import SMALL, Explorer
+from tests.e2e.conftest import SMALL, Explorer, explorer_in
 
 pytestmark = pytest.mark.e2e
 
@@ -123,15 +123,9 @@ def sized(
     request: pytest.FixtureRequest, browser: Browser, server: LiveServer, console: ConsoleWatch
 ) -> Iterator[Explorer]:
     width, height = request.param
-    context = browser.new_context(
-        viewport={"width": width, "height": height}, has_touch=width < 1000
-    )
-    page = context.new_page()
-    page.on("console", console.on_console)
-    page.on("pageerror", console.on_page_error)
-    yield Explorer(page, server.url)
-    context.close()
-    assert not console.problems, "\n".join(console.problems)
+    options = {"viewport": {"width": width, "height": height}, "has_touch": width < 1000}
+    with explorer_in(browser, server, console, **options) as explorer:
+        yield explorer
 
 
 def into_backward(explorer: Explorer) -> None:

@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import Page, Request, expect
 
 from tests.conftest import LiveServer
-from tests.e2e.conftest import SMALL, Explorer
+from tests.e2e.conftest import SMALL, Explorer, start_server
 
 pytestmark = pytest.mark.e2e
 
@@ -21,10 +21,7 @@ SMALL_CONFIG = {name: int(value) for name, value in (part.split("=") for part in
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """A server whose steps stop after 50 ms (State.interrupted)."""
-    folder = tmp_path_factory.mktemp("limits")
-    env = {"AGX_DATA_DIR": str(folder / "var"), "AGX_STEP_TIME_S": "0.05"}
-    live = LiveServer(env=env, log_path=folder / "server.log")
-    live.start()
+    live = start_server(tmp_path_factory, "limits", AGX_STEP_TIME_S="0.05")
     yield live
     live.stop()
 
