@@ -24,6 +24,7 @@ import queue
 import resource
 import signal
 import socket
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -79,20 +80,26 @@ class _Refused(Exception):
         self.kind = kind
 
 
-def serve(listener: socket.socket, spec: HostSpec) -> None:
-    """Run the host on ``listener`` until it is idle for ``spec.idle_s`` or closed."""
-    _bound(spec)
+def serve(listener: socket.socket, spec: HostSpec, zygote: int) -> None:
+    """Run the host on ``listener`` until it is idle for ``spec.idle_s`` or closed
+    (``zygote``: the process id of the zygote that forked it)."""
+    _bound(spec, zygote)
     Host(listener, spec).serve()
 
 
-def _bound(spec: HostSpec) -> None:
-    """Die with the zygote, die first under memory pressure, cap the address space."""
+def _bound(spec: HostSpec, zygote: int) -> None:
+    """Die with the zygote, die first under memory pressure, cap the address space.
+
+    NOTE: Linux only (prctl, /proc); elsewhere a host runs without these bounds.
+    """
+    if sys.platform != "linux":
+        return
     ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    try:
-        with open("/proc/self/oom_score_adj", "w") as file:
-            file.write("1000")
-    except OSError:
-        pass  # not Linux: the kernel's own choice
+    if os.getppid() != zygote:  # it ended before the line above: so does this host
+        os._exit(0)
+    # A container may refuse: then the kernel makes its own choice.
+    with contextlib.suppress(OSError), open("/proc/self/oom_score_adj", "w") as file:
+        file.write("1000")
     device = str(spec.config.get("device", "cpu"))
     if device == "cpu":
         # NOTE: what the process maps at rest (~750 MB of torch, mostly never touched)

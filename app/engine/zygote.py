@@ -119,20 +119,21 @@ class Zygote:
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         listener.bind(path)
         listener.listen(64)
+        zygote = os.getpid()
         pid = os.fork()
         if pid == 0:
-            self._become_host(listener, spec)
+            self._become_host(listener, spec, zygote)
         listener.close()
         self.hosts[path] = _Host(pid, spec.bytes, cuda, time.monotonic())
         return "started"
 
-    def _become_host(self, listener: socket.socket, spec: Any) -> None:
+    def _become_host(self, listener: socket.socket, spec: Any, zygote: int) -> None:
         from app.engine.host import serve
 
         code = 0
         try:
             self.listener.close()
-            serve(listener, spec)
+            serve(listener, spec, zygote)
         except BaseException:
             traceback.print_exc()
             code = 1

@@ -137,6 +137,20 @@ def test_a_host_shows_what_the_session_in_this_process_shows(make_store):
     assert store.ping(session_id)["pid"] != os.getpid()
 
 
+def test_a_host_is_first_to_go_under_memory_pressure_and_bounded_in_address_space(
+    make_store,
+):
+    store = make_store(memory_bytes=64 << 20, memory_margin_bytes=256 << 20)
+    session_id = _create(store)["id"]
+    pid = store.ping(session_id)["pid"]
+
+    assert Path(f"/proc/{pid}/oom_score_adj").read_text().strip() == "1000"
+    limits = Path(f"/proc/{pid}/limits").read_text().splitlines()
+    (line,) = [line for line in limits if line.startswith("Max address space")]
+    at_rest = int(line.split()[3]) - (64 << 20) - (256 << 20)  # what torch maps at rest
+    assert 300 << 20 < at_rest < 1536 << 20, at_rest
+
+
 def test_every_store_on_the_machine_reaches_the_one_host_of_a_session(make_store):
     first, second = make_store(), make_store()
     session_id = _create(first)["id"]
