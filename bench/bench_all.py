@@ -144,13 +144,13 @@ def load_rows() -> list[Row]:
             _verdict(t["ratio"] >= bench_load.TARGET_RATIO and not t["errors"]),
         ),
         (
-            f"memory: private (USS) per live session, seed sizes ({m['sessions']} sessions)",
+            f"memory: PSS per live session, seed sizes ({m['sessions']} sessions)",
             f"{m['per_session'] / _MIB:.2f} MiB",
             f"(estimate {m['seed_estimate'] / _MIB:.2f} MiB)",
             "–",
         ),
         (
-            f"memory: one session at the budget's limit ({dims}), peak USS",
+            f"memory: one session at the budget's limit ({dims}), peak PSS",
             f"{m['limit_peak'] / _MIB:.0f} MiB (held {m['limit_held'] / _MIB:.0f})",
             f"≤ budget {m['budget'] / _MIB:.0f} MiB",
             _verdict(m["limit_peak"] <= m["budget"]),

@@ -12,13 +12,14 @@ The clients are a minimal HTTP/1.1 client on asyncio streams (one keep-alive con
 each), so that the load generator's own CPU, on the same cores as the server, stays small
 next to the server's (an httpx client costs more CPU per request).
 
-Memory: the private memory (USS) of the server's whole process tree (workers, zygote and
-the session hosts: each live session is a process of its own; USS, since ~330 MB of a
-host's RSS are torch pages it shares with the zygote) before and after creating SESSIONS
-`autograd` sessions at the seed sizes and stepping each through its first iteration, per
-session; then one session at the memory budget's limit (D_in at AGX_MAX_DIM's default,
-H as large as the budget allows), after stepping to its end and at its peak while
-stepping, next to the budget and the server's estimate, and what DELETE gives back.
+Memory: the proportional set size (PSS) of the server's whole process tree (workers,
+zygote and the session hosts: each live session is a process of its own; PSS, since
+~330 MB of a host's RSS are torch pages it shares with the zygote) before and after
+creating SESSIONS `autograd` sessions at the seed sizes and stepping each through its
+first iteration, per session; then one session at the memory budget's limit (D_in at
+AGX_MAX_DIM's default, H as large as the budget allows), after stepping to its end and
+at its peak while stepping, next to the budget and the server's estimate, and what
+DELETE gives back.
 
 Run: .venv/bin/python bench/bench_load.py [--clients 8] [--round-s 3] [--rounds 3]
     [--workers 2]
@@ -151,11 +152,13 @@ def _cpu_seconds(supervisor: psutil.Process) -> float:
 
 
 def _private(supervisor: psutil.Process) -> int:
-    """The private memory (USS) of the server's process tree."""
+    """The memory of the server's process tree: the sum of its processes' PSS, which counts
+    a page shared by n of them (the zygote's torch) 1/n in each (their USS would not add
+    up: a host's fork moves the zygote's pages from private to shared)."""
     total = 0
     for process in (supervisor, *supervisor.children(recursive=True)):
         try:
-            total += process.memory_full_info().uss
+            total += process.memory_full_info().pss
         except psutil.NoSuchProcess:
             continue
     return total
@@ -231,7 +234,7 @@ def budget_config(settings: Settings) -> dict[str, Any]:
 
 @contextmanager
 def _peak_private(process: psutil.Process) -> Iterator[list[int]]:
-    """Sample the tree's USS every 50 ms while the block runs; yield [peak] (set after)."""
+    """Sample the tree's PSS every 50 ms while the block runs; yield [peak] (set after)."""
     peak = [_private(process)]
     stop = threading.Event()
 
@@ -250,7 +253,7 @@ def _peak_private(process: psutil.Process) -> Iterator[list[int]]:
 
 
 def measure_memory(*, sessions: int = SESSIONS) -> dict[str, Any]:
-    """USS per live session at the seed sizes and of one session at the budget's limit."""
+    """PSS per live session at the seed sizes and of one session at the budget's limit."""
     import httpx
 
     # The server runs with no AGX_ settings but its data folder: the defaults, not this

@@ -131,10 +131,12 @@ class Host:
         self._cpu_spent = 0.0
         self._building: tuple[Run, int] | None = None  # a checkpoint being built, its cursor
         self._closing = False
+        self._moved_at = 0.0  # when the session last moved here (time.time())
 
     def serve(self) -> None:
         threading.Thread(target=self._listen, name="host-listener", daemon=True).start()
         self._session.seek(cursor=self._spec.cursor)
+        self._moved()
         idle_since = time.monotonic()
         while not self._closing:
             try:
@@ -183,6 +185,7 @@ class Host:
 
     def _answer(self, conn: socket.socket, request: dict[str, Any]) -> None:
         try:
+            self._follow(request.get("record"))
             answer: dict[str, Any] = {"ok": self._do(request)}
         except _Refused as exc:
             answer = _error(exc.kind, str(exc))
@@ -197,8 +200,30 @@ class Host:
         except Exception as exc:  # the server answers 500 and logs it
             _log.exception("session host %s failed on %s", os.getpid(), request.get("op"))
             answer = _error("internal", f"{type(exc).__name__}: {exc}")
+        # What the worker writes in the record: where the session is, since which move.
+        answer["cursor"], answer["moved"] = self._session.cursor, self._moved_at
         with contextlib.suppress(OSError):  # a worker that hung up waits for nothing
             wire.write(conn, answer)
+
+    def _follow(self, record: dict[str, Any] | None) -> None:
+        """Go where the session's record says, if another replica moved it since.
+
+        NOTE: the record's cursor carries the stamp of the move that set it (this
+        host's answers carry theirs, and a record never goes back to an older stamp),
+        so a record stamped at or before this host's last move says nothing new, even
+        when a worker read it before another wrote that move: only a later one is
+        followed.
+        """
+        if record is None or float(record["moved"]) <= self._moved_at:
+            return
+        cursor = int(record["cursor"])
+        if cursor != self._session.cursor:
+            self._session.seek(cursor=cursor)  # a replay: not charged
+        self._moved_at = float(record["moved"])
+
+    def _moved(self) -> None:
+        """Stamp a move made here (later than any before, whatever the clock does)."""
+        self._moved_at = max(time.time(), self._moved_at + 1e-6)
 
     def _do(self, request: dict[str, Any]) -> Any:
         session = self._session
@@ -206,9 +231,13 @@ class Host:
         if op == "state":
             return session.state()
         if op == "step":
-            return self._step(str(request["by"]), int(request["count"]))
+            try:
+                return self._step(str(request["by"]), int(request["count"]))
+            finally:
+                self._moved()
         if op == "seek":  # a replay: atomic, and not charged to the CPU budget
             session.seek(cursor=int(request["cursor"]))
+            self._moved()
             return session.state()
         if op == "graph":
             return session.graph()

@@ -67,7 +67,8 @@ class Hosts:
 
     def call(self, spec: Callable[[], HostSpec], message: dict[str, Any], session_id: str) -> Any:
         """Send ``message`` to the session's host, starting it (from ``spec()``) if none
-        runs; return its answer or raise what it refused with."""
+        runs; return its answer (``{"ok": result, "cursor": int}``) or raise what it
+        refused with."""
         path = self.path(session_id)
         with self._guard:
             self._used.add(session_id)
@@ -97,7 +98,7 @@ class Hosts:
                     "memory); the next request replays the session to where it was"
                 ) from None
         if "ok" in answer:
-            return answer["ok"]
+            return answer
         raise _refusal(answer)
 
     def cancel(self, session_id: str) -> bool:

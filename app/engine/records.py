@@ -61,6 +61,11 @@ class SessionRecord:
     # written before clients were counted, and for sessions made without a Quota.
     address: str | None = None
     browser: str | None = None
+    # When the session's host made the move that set `cursor` (its clock): a touch with
+    # an older stamp (a worker slow to write what an earlier move answered) keeps the
+    # cursor, and a host follows a record stamped after its own last move (another
+    # replica moved the session).
+    moved: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -110,15 +115,23 @@ def _with_quota(record: SessionRecord, quota: Quota | None) -> tuple[SessionReco
 def _record(session_id: str, fields: tuple[Any, ...]) -> SessionRecord:
     """A record from its stored fields (config as a JSON string); BadRecord if damaged."""
     try:
-        id_, lesson, config, cursor, created, last_used, *client = fields
-        address, browser = [*client, None, None][:2]
+        id_, lesson, config, cursor, created, last_used, *rest = fields
+        address, browser, moved = [*rest, None, None, None][:3]
         parsed = json.loads(config)
         if not isinstance(parsed, dict) or not isinstance(cursor, int):
             raise ValueError("not a record")
         if not all(key is None or isinstance(key, str) for key in (address, browser)):
             raise ValueError("not a client key")
         return SessionRecord(
-            id_, lesson, parsed, cursor, float(created), float(last_used), address, browser
+            id_,
+            lesson,
+            parsed,
+            cursor,
+            float(created),
+            float(last_used),
+            address,
+            browser,
+            float(moved or 0.0),
         )
     except (TypeError, ValueError):
         raise BadRecord(session_id) from None
@@ -142,7 +155,12 @@ class Records(Protocol):
         """How many records name this client key (both given: records matching both)."""
         ...
 
-    def touch(self, session_id: str, *, cursor: int, last_used: float) -> None: ...
+    def touch(
+        self, session_id: str, *, cursor: int, last_used: float, moved: float | None = None
+    ) -> None:
+        """Mark the session used at `last_used` and at `cursor` (given `moved`, the stamp
+        of the move that set it: only if no later move's stamp is there)."""
+        ...
 
     def delete(self, session_id: str) -> bool: ...
 
@@ -201,7 +219,7 @@ class SQLiteRecords:
             db.execute(
                 "CREATE TABLE IF NOT EXISTS sessions (id TEXT PRIMARY KEY, lesson TEXT NOT NULL,"
                 " config TEXT NOT NULL, cursor INTEGER NOT NULL, created REAL NOT NULL,"
-                " last_used REAL NOT NULL, address TEXT, browser TEXT)"
+                " last_used REAL NOT NULL, address TEXT, browser TEXT, moved REAL)"
             )
             # Migration: databases written before clients were counted lack the two
             # client columns; their records count against no client.
@@ -209,6 +227,8 @@ class SQLiteRecords:
             for column in ("address", "browser"):
                 if column not in columns:
                     db.execute(f"ALTER TABLE sessions ADD COLUMN {column} TEXT")
+            if "moved" not in columns:  # and before moves were stamped
+                db.execute("ALTER TABLE sessions ADD COLUMN moved REAL")
             db.execute("CREATE INDEX IF NOT EXISTS sessions_last_used ON sessions (last_used)")
             db.execute("CREATE INDEX IF NOT EXISTS sessions_address ON sessions (address)")
             db.execute("CREATE INDEX IF NOT EXISTS sessions_browser ON sessions (browser)")
@@ -232,8 +252,8 @@ class SQLiteRecords:
     def get(self, session_id: str) -> SessionRecord | None:
         with self._lock:
             row = self._db.execute(
-                "SELECT id, lesson, config, cursor, created, last_used, address, browser"
-                " FROM sessions WHERE id = ?",
+                "SELECT id, lesson, config, cursor, created, last_used, address, browser,"
+                " moved FROM sessions WHERE id = ?",
                 (session_id,),
             ).fetchone()
         if row is None:
@@ -289,11 +309,21 @@ class SQLiteRecords:
         (found,) = self._db.execute(query, keys).fetchone()
         return int(found)
 
-    def touch(self, session_id: str, *, cursor: int, last_used: float) -> None:
+    def touch(
+        self, session_id: str, *, cursor: int, last_used: float, moved: float | None = None
+    ) -> None:
         with self._lock:
+            if moved is None:
+                self._db.execute(
+                    "UPDATE sessions SET cursor = ?, last_used = ? WHERE id = ?",
+                    (cursor, last_used, session_id),
+                )
+                return
             self._db.execute(
-                "UPDATE sessions SET cursor = ?, last_used = ? WHERE id = ?",
-                (cursor, last_used, session_id),
+                "UPDATE sessions SET last_used = ?,"
+                " cursor = CASE WHEN COALESCE(moved, 0) <= ? THEN ? ELSE cursor END,"
+                " moved = MAX(COALESCE(moved, 0), ?) WHERE id = ?",
+                (last_used, moved, cursor, moved, session_id),
             )
 
     def delete(self, session_id: str) -> bool:
@@ -346,12 +376,22 @@ for i, limit in ipairs({address_limit, browser_limit}) do
 end
 return 1
 """
-# KEYS: index, record; ARGV: id, cursor, last_used, ttl seconds, client set prefix.
+# KEYS: index, record; ARGV: id, cursor, last_used, ttl seconds, client set prefix,
+# the move's stamp ('' for none: the cursor is set whatever the record's stamp).
 _TOUCH = """
 local raw = redis.call('GET', KEYS[2])
 if not raw then return 0 end
 local record = cjson.decode(raw)
-record['cursor'] = tonumber(ARGV[2])
+if ARGV[6] == '' then
+  record['cursor'] = tonumber(ARGV[2])
+else
+  local moved = tonumber(ARGV[6])
+  local stamped = tonumber(record['moved']) or 0
+  if stamped <= moved then
+    record['cursor'] = tonumber(ARGV[2])
+    record['moved'] = moved
+  end
+end
 record['last_used'] = tonumber(ARGV[3])
 redis.call('SET', KEYS[2], cjson.encode(record), 'EX', ARGV[4])
 redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
@@ -415,7 +455,7 @@ class RedisRecords:
             fields = json.loads(str(raw))
             order = ("id", "lesson", "config", "cursor", "created", "last_used")
             values = tuple(fields[name] for name in order)
-            values += (fields.get("address"), fields.get("browser"))
+            values += (fields.get("address"), fields.get("browser"), fields.get("moved"))
         except (ValueError, KeyError, TypeError, AttributeError):
             raise BadRecord(session_id) from None
         return _record(session_id, values)
@@ -476,9 +516,20 @@ class RedisRecords:
                 found = ids if found is None else found & ids
         return len(found or ())
 
-    def touch(self, session_id: str, *, cursor: int, last_used: float) -> None:
+    def touch(
+        self, session_id: str, *, cursor: int, last_used: float, moved: float | None = None
+    ) -> None:
         keys = [self._index, self._prefix + session_id]
-        self._touch(keys=keys, args=[session_id, cursor, last_used, self._ttl, self._clients])
+        stamp = "" if moved is None else repr(moved)
+        args: list[str | int | float] = [
+            session_id,
+            cursor,
+            last_used,
+            self._ttl,
+            self._clients,
+            stamp,
+        ]
+        self._touch(keys=keys, args=args)
 
     def delete(self, session_id: str) -> bool:
         return bool(

@@ -139,15 +139,13 @@ class SessionStore:
     def step(self, session_id: str, *, by: str, count: int) -> dict[str, Any]:
         """Advance `count` steps of kind `by` (past the end: the end); return the State
         (with `interrupted` set when the step stopped early)."""
-        result: dict[str, Any] = self._call(
-            session_id, {"op": "step", "by": by, "count": count}, moves=True
-        )
+        result: dict[str, Any] = self._call(session_id, {"op": "step", "by": by, "count": count})
         return result
 
     def seek(self, session_id: str, *, cursor: int) -> dict[str, Any]:
         """Move to `cursor` (past the end: the end); return the State."""
         message = {"op": "seek", "cursor": cursor}
-        result: dict[str, Any] = self._call(session_id, message, moves=True)
+        result: dict[str, Any] = self._call(session_id, message)
         return result
 
     def graph(self, session_id: str) -> dict[str, Any]:
@@ -212,7 +210,7 @@ class SessionStore:
 
     # -- mechanics -------------------------------------------------------
 
-    def _call(self, session_id: str, message: dict[str, Any], *, moves: bool = False) -> Any:
+    def _call(self, session_id: str, message: dict[str, Any]) -> Any:
         now = self._clock()
         if now - self._last_sweep > min(self._ttl_s / 4, 60.0):
             self.sweep()
@@ -227,8 +225,13 @@ class SessionStore:
         def spec() -> HostSpec:
             return self._limits.spec(found, get_lesson(found.lesson))
 
-        result = self.hosts.call(spec, message, session_id)
-        cursor = result["cursor"] if moves else record.cursor
+        # The record tells a host this replica did not move to follow another's moves.
+        sent = {**message, "record": {"cursor": record.cursor, "moved": record.moved}}
+        answer = self.hosts.call(spec, sent, session_id)
+        result = answer["ok"]
         # Used until now: a long step (or a host's start) does not count as idle time.
-        self._records.touch(session_id, cursor=cursor, last_used=max(now, self._clock()))
+        used = max(now, self._clock())
+        self._records.touch(
+            session_id, cursor=answer["cursor"], last_used=used, moved=answer["moved"]
+        )
         return result

@@ -101,6 +101,19 @@ def test_touch_updates_cursor_and_last_use(records):
     assert found is not None and (found.cursor, found.last_used) == (41, 1234.5)
 
 
+def test_a_touch_stamped_before_the_records_move_keeps_its_cursor(records):
+    records.add(_record(), limit=10)
+    records.touch("a" * 32, cursor=6, last_used=100.0, moved=50.0)  # move 6, written first
+    records.touch("a" * 32, cursor=5, last_used=101.0, moved=40.0)  # move 5, written late
+
+    found = records.get("a" * 32)
+    assert found is not None
+    assert (found.cursor, found.moved, found.last_used) == (6, 50.0, 101.0)
+    records.touch("a" * 32, cursor=2, last_used=102.0, moved=60.0)  # a later move back
+    found = records.get("a" * 32)
+    assert found is not None and (found.cursor, found.moved) == (2, 60.0)
+
+
 def test_touch_of_a_deleted_record_does_not_bring_it_back(records):
     records.add(_record(), limit=10)
     records.delete("a" * 32)

@@ -1,7 +1,7 @@
 """A session's tensors are given back to the system when it ends, whatever the lesson.
 
-Each live session runs in its own host process: the memory counted is the private
-memory (USS) of the server's whole process tree, workers, zygote and hosts.
+Each live session runs in its own host process: the memory counted is the proportional
+set size (PSS) of the server's whole process tree, workers, zygote and hosts.
 
 NOTE: a lesson that defines a custom autograd.Function (custom_function, inplace) runs in
 a globals dict that ends up in a reference cycle through C++: the scope holds the last
@@ -28,11 +28,13 @@ _MIB = 2**20
 
 
 def _private(process: psutil.Process) -> int:
-    """The private memory (USS) of ``process`` and its descendants."""
+    """The memory of ``process`` and its descendants: the sum of their PSS, which counts
+    a page shared by n of them (the zygote's torch) 1/n in each (their USS would not add
+    up: a host's fork moves the zygote's pages from private to shared)."""
     total = 0
     for each in (process, *process.children(recursive=True)):
         try:
-            total += each.memory_full_info().uss
+            total += each.memory_full_info().pss
         except psutil.NoSuchProcess:
             continue
     return total
