@@ -57,16 +57,6 @@ def open_store(settings: Settings) -> SessionStore:
     records = open_records(
         settings.store_url, data_dir=settings.data_dir, ttl_s=settings.session_ttl_s
     )
-    limits = HostLimits(
-        checkpoints=settings.checkpoints,
-        checkpoint_max_bytes=settings.checkpoint_max_bytes,
-        memory_bytes=settings.max_session_bytes,
-        memory_margin_bytes=settings.host_memory_margin_bytes,
-        step_time_s=settings.step_time_s,
-        cpu_s=settings.session_cpu_s,
-        queue=settings.session_queue,
-        idle_s=settings.host_idle_s,
-    )
     caps = {
         "hosts": settings.max_live_sessions,
         "bytes": settings.live_bytes(),
@@ -78,7 +68,7 @@ def open_store(settings: Settings) -> SessionStore:
     return SessionStore(
         records,
         hosts,
-        limits=limits,
+        limits=HostLimits.of(settings),
         max_sessions=settings.max_sessions,
         ttl_s=settings.session_ttl_s,
     )

@@ -22,6 +22,7 @@ from app.engine.records import Records, SessionRecord
 from app.engine.session import Session
 from app.lessons.config import estimate_bytes
 from app.lessons.registry import Lesson, get_lesson
+from app.settings import Settings
 
 __all__ = ["HostLimits", "SessionStore", "TooManySessions", "UnknownSession"]
 
@@ -48,16 +49,29 @@ class TooManySessions(Exception):
 
 @dataclass(frozen=True)
 class HostLimits:
-    """What every host of this server gets (see `HostSpec`)."""
+    """What every host of this server gets (see `HostSpec`), from the settings."""
 
-    checkpoints: int = 4
-    checkpoint_max_bytes: int = 256 << 20
-    memory_bytes: int = 2 << 30
-    memory_margin_bytes: int = 1 << 30
-    step_time_s: float = 30.0
-    cpu_s: float = 900.0
-    queue: int = 8
-    idle_s: float = 600.0
+    checkpoints: int
+    checkpoint_max_bytes: int
+    memory_bytes: int
+    memory_margin_bytes: int
+    step_time_s: float
+    cpu_s: float
+    queue: int
+    idle_s: float
+
+    @classmethod
+    def of(cls, settings: Settings) -> HostLimits:
+        return cls(
+            checkpoints=settings.checkpoints,
+            checkpoint_max_bytes=settings.checkpoint_max_bytes,
+            memory_bytes=settings.max_session_bytes,
+            memory_margin_bytes=settings.host_memory_margin_bytes,
+            step_time_s=settings.step_time_s,
+            cpu_s=settings.session_cpu_s,
+            queue=settings.session_queue,
+            idle_s=settings.host_idle_s,
+        )
 
     def spec(self, record: SessionRecord, lesson: Lesson) -> HostSpec:
         size = estimate_bytes(lesson, record.config)

@@ -122,15 +122,18 @@ def test_checkpoints_never_hold_the_device_thread() -> None:
 
 
 def _store(tmp_path, **limits):
+    from dataclasses import replace
+
     from app.engine.hosts import Hosts
     from app.engine.records import SQLiteRecords
     from app.engine.store import HostLimits, SessionStore
+    from app.settings import Settings
 
     caps = {"hosts": 8, "bytes": 1 << 40, "cuda_hosts": 4}
     return SessionStore(
         SQLiteRecords(tmp_path / "sessions.db"),
         Hosts(tmp_path / "hosts", caps=caps, answer_timeout_s=120.0),
-        limits=HostLimits(**limits),
+        limits=replace(HostLimits.of(Settings()), **limits),
         max_sessions=4,
         ttl_s=100.0,
     )

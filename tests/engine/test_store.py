@@ -12,6 +12,7 @@ import sys
 import textwrap
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ from app.engine.session import Session
 from app.engine.store import HostLimits, SessionStore, TooManySessions, UnknownSession
 from app.lessons.config import Limits, resolve_config
 from app.lessons.registry import get_lesson
+from app.settings import Settings
 
 SMALL = {"N": 8, "D_in": 16, "H": 8, "D_out": 4, "iterations": 3}
 #: A run long enough to be stopped on its way (seconds on this machine).
@@ -58,7 +60,7 @@ def make_store(tmp_path, host_dir, clock):
         store = SessionStore(
             SQLiteRecords(tmp_path / "sessions.db"),
             hosts,
-            limits=HostLimits(**limits),
+            limits=replace(HostLimits.of(Settings()), **limits),
             max_sessions=max_sessions,
             ttl_s=ttl_s,
             clock=clock,
@@ -360,9 +362,10 @@ def test_the_hosts_end_with_the_processes_that_use_them(tmp_path):
         from app.engine.records import SQLiteRecords
         from app.engine.store import HostLimits, SessionStore
         from app.lessons.registry import get_lesson
+        from app.settings import Settings
         hosts = Hosts(Path({str(tmp_path / "hosts")!r}), caps={CAPS!r}, answer_timeout_s=60)
         store = SessionStore(SQLiteRecords(Path({str(tmp_path / "s.db")!r})), hosts,
-                             limits=HostLimits(), max_sessions=4, ttl_s=100)
+                             limits=HostLimits.of(Settings()), max_sessions=4, ttl_s=100)
         from app.lessons.config import Limits, resolve_config
         lesson = get_lesson("autograd")
         config = resolve_config(lesson, {SMALL!r}, limits=Limits())
