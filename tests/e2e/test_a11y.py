@@ -274,7 +274,10 @@ def test_arrow_keys_scroll_a_focused_code_listing_instead_of_stepping(explorer: 
     explorer.wait()
     assert explorer.cursor() == 0
     expect(code).to_be_focused()
-    assert code.evaluate("e => e.scrollTop") > 0
+    # Chromium animates a keyboard scroll: wait for it (it never comes if the keys stepped).
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=code]').scrollTop > 0", timeout=3000
+    )
     settle_keys(page)
     explorer.key("ArrowRight")  # with the focus elsewhere the arrows step
     assert explorer.cursor() == 1

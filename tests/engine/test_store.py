@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from app.engine.host import QUIET_S
 from app.engine.hosts import CpuSpent, HostDied, Hosts, SessionBusy
 from app.engine.records import SQLiteRecords
 from app.engine.session import Session
@@ -289,23 +290,26 @@ def test_a_session_that_used_its_cpu_time_steps_no_more_but_can_be_read(make_sto
 def test_requests_beyond_a_busy_sessions_queue_are_refused(make_store):
     store = make_store(queue=1)
     session_id = _create(store, "optim", **LONG)["id"]
-    threading.Thread(target=lambda: store.step(session_id, by="end", count=1), daemon=True).start()
+    stepping, stepped = _in_thread(lambda: store.step(session_id, by="end", count=1))
     time.sleep(0.3)
-    waiting = threading.Thread(target=lambda: store.state(session_id), daemon=True)
-    waiting.start()
+    waiting, waited = _in_thread(lambda: store.state(session_id))
     time.sleep(0.2)
     try:
         with pytest.raises(SessionBusy, match="1 requests already wait"):
             store.state(session_id)
     finally:
         store.cancel(session_id)
+    stepping.join(5.0)
+    waiting.join(5.0)
+    assert stepped[0]["interrupted"]["reason"] == "cancelled"
+    assert waited[0]["cursor"] == stepped[0]["cursor"]
 
 
 def test_one_sessions_long_step_does_not_slow_another(make_store):
     store = make_store()
     long_id = _create(store, "optim", **LONG)["id"]
     short_id = _create(store)["id"]
-    threading.Thread(target=lambda: store.step(long_id, by="end", count=1), daemon=True).start()
+    stepping, stepped = _in_thread(lambda: store.step(long_id, by="end", count=1))
     time.sleep(0.2)
     try:
         for _ in range(10):
@@ -317,6 +321,8 @@ def test_one_sessions_long_step_does_not_slow_another(make_store):
         assert time.monotonic() - started < 1.0
     finally:
         store.cancel(long_id)
+    stepping.join(5.0)
+    assert stepped[0]["interrupted"]["reason"] == "cancelled"
 
 
 def test_an_allocation_over_the_memory_budget_is_the_lessons_own_error(make_store):
@@ -347,9 +353,10 @@ def test_checkpoints_are_built_while_the_host_is_idle(make_store):
     store = make_store()
     session_id = _create(store, iterations=200)["id"]
     end = store.step(session_id, by="end", count=1)["cursor"]
+    # The host builds only once no request has come for QUIET_S: ask less often than that.
     deadline = time.monotonic() + 10
     while not store.ping(session_id)["checkpoints"] and time.monotonic() < deadline:
-        time.sleep(0.05)
+        time.sleep(10 * QUIET_S)
     checkpoints = store.ping(session_id)["checkpoints"]
     assert checkpoints and all(0 < c < end for c in checkpoints)
 
