@@ -1,0 +1,18 @@
+// What the explorer's editor (static/js/views/editor.js) takes from CodeMirror 6: bundled
+// into one ES module, static/vendor/codemirror/codemirror.js, by scripts/vendor-codemirror.sh.
+// Python support is the language alone (pythonLanguage): python() would add its
+// autocompletion, which the page does not offer.
+export { EditorSelection, EditorState, StateEffect, StateField } from "@codemirror/state";
+export {
+  Decoration,
+  EditorView,
+  drawSelection,
+  highlightActiveLine,
+  highlightActiveLineGutter,
+  keymap,
+  lineNumbers,
+} from "@codemirror/view";
+export { defaultKeymap, history, historyKeymap } from "@codemirror/commands";
+export { bracketMatching, indentOnInput, indentUnit, syntaxHighlighting } from "@codemirror/language";
+export { pythonLanguage } from "@codemirror/lang-python";
+export { classHighlighter } from "@lezer/highlight";
