@@ -169,6 +169,22 @@ class Settings(BaseSettings):
         default=2e12, gt=0, description="Multiply-adds one run may do in all its iterations."
     )
 
+    # --- Edited code (DESIGN.md §5.1): a learner's own version of a lesson ---
+    allow_code: bool | None = Field(
+        default=None,
+        description=(
+            "Whether sessions may run edited code (POST /api/sessions with a source). "
+            "Unset: only for requests that reach the server on a loopback address with no "
+            "trusted proxy in front (`make run` on a learner's own machine). Even when on, "
+            "edited code runs only where every sandbox layer is in force (/healthz)."
+        ),
+    )
+    code_max_events: int = Field(
+        default=1_000_000,
+        gt=0,
+        description="Most events one run of an edited program may take; more ends it.",
+    )
+
     # --- Clients: who may hold how much (fair sharing, app.api.clients) ---
     trusted_proxies: Annotated[list[str], NoDecode] = Field(
         default=[],

@@ -18,12 +18,13 @@ from starlette.exceptions import HTTPException
 
 from app.api.middleware import SECURITY_HEADERS
 from app.api.schemas import MAX_COUNT, STEP_KINDS, Error
-from app.engine.hosts import CpuSpent, HostDied, SessionBusy
+from app.engine.hosts import CpuSpent, HostDied, ProgramStuck, SessionBusy
 from app.engine.records import BadRecord
 from app.engine.render import GraphTooLarge, RenderError
-from app.engine.session import GraphFreedError
+from app.engine.session import GraphFreedError, StepUnavailable
 from app.engine.store import TooManySessions, UnknownSession
 from app.lessons.config import ConfigError
+from app.lessons.registry import EditError
 
 __all__ = ["error_response", "install_error_handlers", "responses", "validation_detail"]
 
@@ -120,10 +121,13 @@ async def _on_http(request: Request, exc: Exception) -> JSONResponse:
 _STATUS: dict[type[Exception], int] = {
     UnknownSession: status.HTTP_404_NOT_FOUND,
     ConfigError: status.HTTP_422_UNPROCESSABLE_CONTENT,
+    EditError: status.HTTP_422_UNPROCESSABLE_CONTENT,
     GraphTooLarge: status.HTTP_422_UNPROCESSABLE_CONTENT,
     GraphFreedError: status.HTTP_409_CONFLICT,
     BadRecord: status.HTTP_409_CONFLICT,
     SessionBusy: status.HTTP_409_CONFLICT,
+    StepUnavailable: status.HTTP_409_CONFLICT,
+    ProgramStuck: status.HTTP_422_UNPROCESSABLE_CONTENT,
     TooManySessions: status.HTTP_429_TOO_MANY_REQUESTS,
     CpuSpent: status.HTTP_429_TOO_MANY_REQUESTS,
     HostDied: status.HTTP_503_SERVICE_UNAVAILABLE,
@@ -143,6 +147,8 @@ async def _on_engine_error(request: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, ConfigError):  # every invalid field, for a form to mark them all
         errors = [{"field": field, "detail": detail} for field, detail in exc.errors]
         return error_response(code, str(exc), headers=headers, errors=errors)
+    if isinstance(exc, EditError):  # where the source is not Python, for an editor to mark
+        return error_response(code, str(exc), line=exc.line, column=exc.column)
     return error_response(code, str(exc), headers=headers)
 
 

@@ -206,6 +206,26 @@ class State(_Out):
         default=None,
         description="A step that stopped early, between events (its time limit, a cancel).",
     )
+    edited: bool = Field(
+        default=False, description="Does the session run a learner's edit of the lesson?"
+    )
+    output: str | None = Field(
+        default=None,
+        description=(
+            "What an edited program has printed so far (its last 16 KiB); null for a lesson."
+        ),
+    )
+
+
+class Source(_Out):
+    """The program a session runs."""
+
+    source: str
+    edited: bool = Field(description="A learner's edit (POST /api/sessions with a source)?")
+    changed: list[int] = Field(description="Lines of an edit that differ from the lesson's.")
+    notes: dict[str, Note] = Field(
+        description="The lesson's notes of the lines the edit keeps, by their line in `source`."
+    )
 
 
 class SavedTensor(_Out):
@@ -324,6 +344,15 @@ class CreateSession(_In):
         ),
         examples=[_CONFIG_EXAMPLE],
         json_schema_extra=_CONFIG_SCHEMA,
+    )
+    source: StrictStr | None = Field(
+        default=None,
+        description=(
+            "A learner's version of the lesson's program, run in its place (at most 32 KiB "
+            "of UTF-8, CPU only), where the server allows edited code (AGX_ALLOW_CODE, and "
+            "every sandbox layer in force: /healthz); else 403 saying why. A syntax error "
+            "answers 422 with its `line` and `column`."
+        ),
     )
 
     model_config = ConfigDict(

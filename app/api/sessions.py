@@ -12,11 +12,19 @@ from app.api.clients import client_of
 from app.api.deps import LimitsDep, SettingsDep, StoreDep
 from app.api.errors import responses
 from app.api.graphs import ViewQuery, graph_view
-from app.api.schemas import CreateSession, Gradcheck, GradcheckBody, SeekBody, State, StepBody
+from app.api.schemas import (
+    CreateSession,
+    Gradcheck,
+    GradcheckBody,
+    SeekBody,
+    Source,
+    State,
+    StepBody,
+)
 from app.engine.gradcheck import GradcheckError
 from app.engine.records import QUOTA, ClientCapReached, Quota
 from app.lessons.config import resolve_config
-from app.lessons.registry import LESSONS, get_lesson
+from app.lessons.registry import LESSONS, Lesson, edited, get_lesson
 
 __all__ = ["router"]
 
@@ -35,7 +43,9 @@ _BODY = (status.HTTP_413_CONTENT_TOO_LARGE, status.HTTP_415_UNSUPPORTED_MEDIA_TY
     status_code=status.HTTP_201_CREATED,
     response_model=State,
     response_model_exclude_unset=True,
-    responses=responses(_MISSING, status.HTTP_429_TOO_MANY_REQUESTS, *_BUSY, *_BODY),
+    responses=responses(
+        status.HTTP_403_FORBIDDEN, _MISSING, status.HTTP_429_TOO_MANY_REQUESTS, *_BUSY, *_BODY
+    ),
 )
 def create_session(
     body: CreateSession, store: StoreDep, limits: LimitsDep, request: Request
@@ -53,6 +63,8 @@ def create_session(
             f"there is no lesson {body.lesson[:64]!r}; the lessons are {', '.join(LESSONS)}",
         ) from None
     config = resolve_config(lesson, body.config, limits=limits)
+    if body.source is not None:
+        lesson = _edit(lesson, config, body.source, request)
     settings = request.app.state.settings
     client = client_of(request)
     # NOTE: the records count the client's sessions where they write the new one, in the
@@ -74,6 +86,32 @@ def create_session(
         ) from None
     finally:
         QUOTA.reset(quota)
+
+
+def _edit(lesson: Lesson, config: dict[str, Any], source: str, request: Request) -> Lesson:
+    """The lesson with the learner's ``source``, if this server runs edited code."""
+    from app.api.code import edited_code_refusal
+
+    refusal = edited_code_refusal(request)
+    if refusal is not None:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, refusal)
+    if config.get("device", "cpu") != "cpu":
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"edited code runs on the CPU only; this config asks for {config['device']}",
+        )
+    return edited(lesson, source)  # EditError: 422 with the line and column
+
+
+@router.get(
+    "/{session_id}/source",
+    response_model=Source,
+    responses=responses(_MISSING),
+)
+def read_source(session_id: str, store: StoreDep) -> dict[str, Any]:
+    """Return the program the session runs: the lesson's, or a learner's edit with the
+    lines it changed and the notes of those it kept."""
+    return store.source(session_id)
 
 
 @router.get(

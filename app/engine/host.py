@@ -34,9 +34,9 @@ import torch
 
 from app.engine import wire
 from app.engine.gradcheck import GradcheckError
-from app.engine.session import GraphFreedError, Session, settle
+from app.engine.session import GraphFreedError, Session, StepUnavailable, settle
 from app.engine.tracer import Run, Stop
-from app.lessons.registry import get_lesson
+from app.lessons.registry import edited, get_lesson
 
 __all__ = ["HostSpec", "serve"]
 
@@ -46,6 +46,9 @@ _log = logging.getLogger(__name__)
 # CHUNK_S at a time, so that a request arriving meanwhile waits for one piece at most.
 QUIET_S = 0.05
 CHUNK_S = 0.01
+# An edited program that makes no progress for a step's time limit and this much more,
+# while a request waits, is ended (Host._watch).
+STUCK_GRACE_S = 5.0
 _PR_SET_PDEATHSIG = 1
 _REQUEST_LIMIT = 1 << 20  # what a worker sends is small (a step, a name, an index)
 
@@ -66,6 +69,8 @@ class HostSpec:
     cpu_s: float  # CPU time the session's steps may use in all
     queue: int  # requests that may wait while one runs
     idle_s: float
+    source: str | None = None  # a learner's edit of the lesson: run confined (sandbox)
+    max_events: int | None = None  # the most events an edited program may run
 
     @classmethod
     def of(cls, message: dict[str, Any]) -> HostSpec:
@@ -84,6 +89,11 @@ def serve(listener: socket.socket, spec: HostSpec, zygote: int) -> None:
     """Run the host on ``listener`` until it is idle for ``spec.idle_s`` or closed
     (``zygote``: the process id of the zygote that forked it)."""
     _bound(spec, zygote)
+    if spec.source is not None:
+        # Before the host starts a thread or runs a line of the edit (app.engine.sandbox).
+        from app.engine.sandbox import confine
+
+        confine(listener.fileno(), cpu_s=spec.cpu_s)
     Host(listener, spec).serve()
 
 
@@ -120,11 +130,13 @@ class Host:
         self._listener = listener
         self._path = listener.getsockname()
         self._spec = spec
+        lesson = get_lesson(spec.lesson)
         self._session = Session(
             id=spec.id,
-            lesson=get_lesson(spec.lesson),
+            lesson=lesson if spec.source is None else edited(lesson, spec.source),
             config=spec.config,
             checkpoints=spec.checkpoints,
+            max_events=spec.max_events,
         )
         self._requests: queue.Queue[tuple[socket.socket, dict[str, Any]]] = queue.Queue()
         self._cancel = threading.Event()  # of the step in progress
@@ -132,9 +144,16 @@ class Host:
         self._building: tuple[Run, int] | None = None  # a checkpoint being built, its cursor
         self._closing = False
         self._moved_at = 0.0  # when the session last moved here (time.time())
+        # The connection whose answer is being worked out, and the lock its answer is
+        # written under (by the main thread, or by the watchdog of an edited program).
+        self._answering: socket.socket | None = None
+        self._served = 0
+        self._write = threading.Lock()
 
     def serve(self) -> None:
         threading.Thread(target=self._listen, name="host-listener", daemon=True).start()
+        if self._spec.source is not None:
+            threading.Thread(target=self._watch, name="host-watchdog", daemon=True).start()
         self._session.seek(cursor=self._spec.cursor)
         self._moved()
         idle_since = time.monotonic()
@@ -148,6 +167,7 @@ class Host:
                 self._build_piece()
                 continue
             self._touch(busy=True)
+            self._answering, self._served = conn, self._served + 1
             with conn:
                 self._answer(conn, request)
             self._touch(busy=False)
@@ -193,6 +213,8 @@ class Host:
             answer = _error("key", str(exc.args[0]) if exc.args else "")
         except GraphFreedError as exc:
             answer = _error("graph_freed", str(exc))
+        except StepUnavailable as exc:
+            answer = _error("step_unavailable", str(exc))
         except GradcheckError as exc:
             answer = {**_error("gradcheck", exc.message), "status": exc.status}
         except ValueError as exc:
@@ -202,8 +224,27 @@ class Host:
             answer = _error("internal", f"{type(exc).__name__}: {exc}")
         # What the worker writes in the record: where the session is, since which move.
         answer["cursor"], answer["moved"] = self._session.cursor, self._moved_at
-        with contextlib.suppress(OSError):  # a worker that hung up waits for nothing
+        with self._write, contextlib.suppress(OSError):  # a worker gone waits for nothing
+            self._answering = None
             wire.write(conn, answer)
+
+    def _watch(self) -> None:
+        """End the host when an edited program makes no progress, with a request waiting,
+        for longer than a step may take: one operation of its own that never returns
+        (a step stops between events, so only a single operation can outlive it)."""
+        limit = self._spec.step_time_s + STUCK_GRACE_S
+        seen, since = None, time.monotonic()
+        while True:
+            time.sleep(0.25)
+            now, mark = time.monotonic(), (self._served, self._session.cursor)
+            if mark != seen or self._answering is None:
+                seen, since = mark, now
+            elif now - since > limit:
+                with self._write:
+                    if self._answering is not None:
+                        with contextlib.suppress(OSError):
+                            wire.write(self._answering, _error("stuck", _stuck(limit)))
+                    os._exit(3)
 
     def _follow(self, record: dict[str, Any] | None) -> None:
         """Go where the session's record says, if another replica moved it since.
@@ -318,6 +359,15 @@ class Host:
 
 def _error(kind: str, message: str) -> dict[str, Any]:
     return {"error": {"kind": kind, "message": message}}
+
+
+def _stuck(limit: float) -> str:
+    return (
+        f"one operation of this program ran for over {limit:g} s without reaching its next "
+        "line, longer than a step may take (AGX_STEP_TIME_S), so it was stopped; the "
+        "session goes back to where this step began. Make that operation smaller (fewer "
+        "elements, or a loop in Python instead of one long call)"
+    )
 
 
 def _busy(queue: int) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import hashlib
+import math
 import os
 import socket
 import subprocess
@@ -24,10 +25,10 @@ from typing import Any
 from app.engine import wire
 from app.engine.gradcheck import GradcheckError
 from app.engine.host import HostSpec
-from app.engine.session import GraphFreedError
+from app.engine.session import GraphFreedError, StepUnavailable
 from app.settings import host_environment
 
-__all__ = ["CpuSpent", "HostDied", "Hosts", "SessionBusy"]
+__all__ = ["CpuSpent", "HostDied", "Hosts", "ProgramStuck", "SessionBusy"]
 
 _ROOT = Path(__file__).resolve().parents[2]  # the folder that holds `app`
 _START_TIMEOUT_S = 120.0  # a cold zygote imports torch (seconds; more on a busy machine)
@@ -43,6 +44,10 @@ class CpuSpent(Exception):
 
 class HostDied(Exception):
     """The session's host ended while it answered (503 once; the next request replays)."""
+
+
+class ProgramStuck(Exception):
+    """An edited program's operation ran past the step's time limit; its host ended (422)."""
 
 
 class Hosts:
@@ -97,6 +102,8 @@ class Hosts:
                     "the session's host ended while answering (it may have run out of "
                     "memory); the next request replays the session to where it was"
                 ) from None
+        if not _well_formed(answer):  # a host that ran edited code is not trusted
+            raise RuntimeError("the session's host sent a malformed answer")
         if "ok" in answer:
             return answer
         raise _refusal(answer)
@@ -208,6 +215,23 @@ def _connect(path: str) -> socket.socket:
     return sock
 
 
+def _well_formed(answer: Any) -> bool:
+    """An answer: an object with an ``error``, or an ``ok`` with the cursor and the stamp
+    of the move that set it."""
+    if not isinstance(answer, dict):
+        return False
+    if "ok" not in answer:
+        return isinstance(answer.get("error"), dict)
+    cursor, moved = answer.get("cursor"), answer.get("moved")
+    return (
+        type(cursor) is int
+        and 0 <= cursor < 1 << 53
+        and isinstance(moved, int | float)
+        and not isinstance(moved, bool)
+        and math.isfinite(moved)
+    )
+
+
 def _refusal(answer: dict[str, Any]) -> Exception:
     error = answer.get("error") or {}
     kind, message = str(error.get("kind")), str(error.get("message", ""))[:2000]
@@ -223,4 +247,8 @@ def _refusal(answer: dict[str, Any]) -> Exception:
         return SessionBusy(message)
     if kind == "cpu":
         return CpuSpent(message)
+    if kind == "stuck":
+        return ProgramStuck(message)
+    if kind == "step_unavailable":
+        return StepUnavailable(message)
     return RuntimeError(f"the session's host failed: {message}")

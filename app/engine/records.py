@@ -66,6 +66,8 @@ class SessionRecord:
     # cursor, and a host follows a record stamped after its own last move (another
     # replica moved the session).
     moved: float = 0.0
+    # A learner's edit of the lesson's program, run in its place (None: the lesson's own).
+    source: str | None = None
 
 
 @dataclass(frozen=True)
@@ -116,10 +118,12 @@ def _record(session_id: str, fields: tuple[Any, ...]) -> SessionRecord:
     """A record from its stored fields (config as a JSON string); BadRecord if damaged."""
     try:
         id_, lesson, config, cursor, created, last_used, *rest = fields
-        address, browser, moved = [*rest, None, None, None][:3]
+        address, browser, moved, source = [*rest, None, None, None, None][:4]
         parsed = json.loads(config)
         if not isinstance(parsed, dict) or not isinstance(cursor, int):
             raise ValueError("not a record")
+        if source is not None and not isinstance(source, str):
+            raise ValueError("not a source")
         if not all(key is None or isinstance(key, str) for key in (address, browser)):
             raise ValueError("not a client key")
         return SessionRecord(
@@ -132,6 +136,7 @@ def _record(session_id: str, fields: tuple[Any, ...]) -> SessionRecord:
             address,
             browser,
             float(moved or 0.0),
+            source,
         )
     except (TypeError, ValueError):
         raise BadRecord(session_id) from None
@@ -219,7 +224,7 @@ class SQLiteRecords:
             db.execute(
                 "CREATE TABLE IF NOT EXISTS sessions (id TEXT PRIMARY KEY, lesson TEXT NOT NULL,"
                 " config TEXT NOT NULL, cursor INTEGER NOT NULL, created REAL NOT NULL,"
-                " last_used REAL NOT NULL, address TEXT, browser TEXT, moved REAL)"
+                " last_used REAL NOT NULL, address TEXT, browser TEXT, moved REAL, source TEXT)"
             )
             # Migration: databases written before clients were counted lack the two
             # client columns; their records count against no client.
@@ -229,6 +234,8 @@ class SQLiteRecords:
                     db.execute(f"ALTER TABLE sessions ADD COLUMN {column} TEXT")
             if "moved" not in columns:  # and before moves were stamped
                 db.execute("ALTER TABLE sessions ADD COLUMN moved REAL")
+            if "source" not in columns:  # and before edited code
+                db.execute("ALTER TABLE sessions ADD COLUMN source TEXT")
             db.execute("CREATE INDEX IF NOT EXISTS sessions_last_used ON sessions (last_used)")
             db.execute("CREATE INDEX IF NOT EXISTS sessions_address ON sessions (address)")
             db.execute("CREATE INDEX IF NOT EXISTS sessions_browser ON sessions (browser)")
@@ -253,7 +260,7 @@ class SQLiteRecords:
         with self._lock:
             row = self._db.execute(
                 "SELECT id, lesson, config, cursor, created, last_used, address, browser,"
-                " moved FROM sessions WHERE id = ?",
+                " moved, source FROM sessions WHERE id = ?",
                 (session_id,),
             ).fetchone()
         if row is None:
@@ -273,7 +280,7 @@ class SQLiteRecords:
                     return False
                 self._db.execute(
                     "INSERT INTO sessions (id, lesson, config, cursor, created, last_used,"
-                    " address, browser) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    " address, browser, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         record.id,
                         record.lesson,
@@ -283,6 +290,7 @@ class SQLiteRecords:
                         record.last_used,
                         record.address,
                         record.browser,
+                        record.source,
                     ),
                 )
                 return True
@@ -455,7 +463,7 @@ class RedisRecords:
             fields = json.loads(str(raw))
             order = ("id", "lesson", "config", "cursor", "created", "last_used")
             values = tuple(fields[name] for name in order)
-            values += (fields.get("address"), fields.get("browser"), fields.get("moved"))
+            values += tuple(fields.get(name) for name in ("address", "browser", "moved", "source"))
         except (ValueError, KeyError, TypeError, AttributeError):
             raise BadRecord(session_id) from None
         return _record(session_id, values)

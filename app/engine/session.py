@@ -27,19 +27,31 @@ from app.engine.tracer import STEP_KINDS, LessonProgram, Run, Stop
 from app.lessons.plain import lesson_globals
 from app.lessons.registry import Lesson
 
-__all__ = ["OUT_OF_MEMORY_ERRORS", "GraphFreedError", "Session", "program_for", "settle"]
+__all__ = [
+    "OUT_OF_MEMORY_ERRORS",
+    "GraphFreedError",
+    "Session",
+    "StepUnavailable",
+    "program_for",
+    "settle",
+]
 
 
 class GraphFreedError(Exception):
     """The autograd graph in scope has been run by backward and its buffers freed."""
 
 
+class StepUnavailable(Exception):
+    """A step the program cannot take: an edit without the training loop or phase tags."""
+
+
 _PROGRAMS: dict[str, LessonProgram] = {}
 
 
 def program_for(lesson: Lesson) -> LessonProgram:
-    """The tracer's view of a lesson (cached: lessons do not change while serving)."""
-    program = _PROGRAMS.get(lesson.id)
+    """The tracer's view of a lesson (cached: lessons do not change while serving; a
+    learner's edit is made once per session)."""
+    program = None if lesson.edited else _PROGRAMS.get(lesson.id)
     if program is None:
         tree = ast.parse(lesson.source)
         program = LessonProgram(
@@ -57,29 +69,32 @@ def program_for(lesson: Lesson) -> LessonProgram:
                 if isinstance(node, ast.With)
             },
             expressions=ExpressionNames(lesson.source),
+            edited=lesson.edited,
         )
-        _PROGRAMS[lesson.id] = program
+        if not lesson.edited:
+            _PROGRAMS[lesson.id] = program
     return program
 
 
 def _docstring_lines(tree: ast.Module) -> frozenset[int]:
-    first = tree.body[0]
     if ast.get_docstring(tree) is None:
         return frozenset()
+    first = tree.body[0]
     return frozenset(range(first.lineno, (first.end_lineno or first.lineno) + 1))
 
 
 def _first_step(tree: ast.Module) -> int:
     """The line of the first statement that is a step (the docstring is none)."""
     quiet = _docstring_lines(tree)
-    return next(node.lineno for node in tree.body if node.lineno not in quiet)
+    return next((node.lineno for node in tree.body if node.lineno not in quiet), 1)
 
 
 def _update_lines(tree: ast.Module, lesson: Lesson) -> frozenset[int]:
     """The simple statements of the training loop's body in the `update` phase."""
-    loop = next(
-        node for node in tree.body if isinstance(node, ast.For) and node.lineno == lesson.loop_line
-    )
+    loops = (node for node in tree.body if isinstance(node, ast.For))
+    loop = next((node for node in loops if node.lineno == lesson.loop_line), None)
+    if loop is None:  # an edit without the training loop
+        return frozenset()
     compound = ast.With | ast.For | ast.While | ast.If | ast.Try
     return frozenset(
         node.lineno
@@ -226,8 +241,10 @@ class Session:
         config: dict[str, Any],
         recent: int = 128,
         checkpoints: int = CHECKPOINTS,
+        max_events: int | None = None,
     ) -> None:
         self.id = id
+        self.max_events = max_events if lesson.edited else None
         self.lesson = lesson
         self.config = dict(config)
         self._program = program_for(lesson)
@@ -246,7 +263,9 @@ class Session:
 
     def new_run(self) -> Run:
         """A run of this session's program, not started (a checkpoint to be)."""
-        return Run(self._program, lesson_globals(self.lesson, self.config))
+        run = Run(self._program, lesson_globals(self.lesson, self.config))
+        run.max_events = self.max_events
+        return run
 
     def _walk(self, run: Run, by: str, count: int, stop: Stop | None = None) -> int:
         """Advance ``run``, timing long walks to know what a checkpoint saves; return
@@ -372,6 +391,16 @@ class Session:
         """
         if by not in STEP_KINDS:
             raise ValueError(f"by must be one of {', '.join(STEP_KINDS)}")
+        if by == "iteration" and not self.lesson.has_loop:
+            raise StepUnavailable(
+                "this program has no training loop (`for t in range(iterations):` at the top "
+                "level), so there is no next iteration; step by event, line or to the end"
+            )
+        if by == "phase" and not self.lesson.has_phases:
+            raise StepUnavailable(
+                "this program tags no phases (comments such as `# [forward]`), so there is "
+                "no next phase; step by event, line or to the end"
+            )
         if self._view is not None and by == "event":
             self.seek(cursor=self._view + count)
             return None
@@ -516,6 +545,8 @@ class Session:
             "optimizer": optimizer_state(run),
             "error": dict(run.error) if run.error else None,
             "interrupted": None,
+            "edited": self.lesson.edited,
+            "output": None if run.output is None else run.output.text,
             "scalars": scalars(run.scope, exclude=self.lesson.fields),
             "frames": [
                 {

@@ -21,7 +21,7 @@ from app.engine.hosts import Hosts
 from app.engine.records import Records, SessionRecord
 from app.engine.session import Session
 from app.lessons.config import estimate_bytes
-from app.lessons.registry import Lesson, get_lesson
+from app.lessons.registry import Lesson, edited, get_lesson
 from app.settings import Settings
 
 __all__ = ["HostLimits", "SessionStore", "TooManySessions", "UnknownSession"]
@@ -59,6 +59,7 @@ class HostLimits:
     cpu_s: float
     queue: int
     idle_s: float
+    max_events: int = 1_000_000  # events an edited program may run
 
     @classmethod
     def of(cls, settings: Settings) -> HostLimits:
@@ -71,6 +72,7 @@ class HostLimits:
             cpu_s=settings.session_cpu_s,
             queue=settings.session_queue,
             idle_s=settings.host_idle_s,
+            max_events=settings.code_max_events,
         )
 
     def spec(self, record: SessionRecord, lesson: Lesson) -> HostSpec:
@@ -90,6 +92,8 @@ class HostLimits:
             cpu_s=self.cpu_s,
             queue=self.queue,
             idle_s=self.idle_s,
+            source=record.source,
+            max_events=self.max_events,
         )
 
 
@@ -121,10 +125,14 @@ class SessionStore:
     # -- service ---------------------------------------------------------
 
     def create(self, *, lesson: Lesson, config: dict[str, Any]) -> dict[str, Any]:
-        """Start a session of `lesson` with a resolved `config`; return its State."""
+        """Start a session of `lesson` (or of a learner's edit of it, see
+        `app.lessons.registry.edited`) with a resolved `config`; return its State."""
         self.sweep()
         now = self._clock()
-        record = SessionRecord(secrets.token_hex(16), lesson.id, dict(config), 0, now, now)
+        source = lesson.source if lesson.edited else None
+        record = SessionRecord(
+            secrets.token_hex(16), lesson.id, dict(config), 0, now, now, source=source
+        )
         if not self._records.add(record, limit=self._max_sessions):
             raise TooManySessions(
                 f"the server already holds its limit of {self._max_sessions} sessions; "
@@ -135,7 +143,7 @@ class SessionStore:
             )
         # NOTE: no host yet: it starts with the first request for the session, where that
         # lands (nginx routes by session id). Before its first line a program has run
-        # nothing, so its state is read here without running it.
+        # nothing (an edit is compiled, not run), so its state is read here.
         session = Session(id=record.id, lesson=lesson, config=record.config)
         try:
             return session.state()
@@ -188,6 +196,18 @@ class SessionStore:
         result: dict[str, Any] = self._call(session_id, message)
         return result
 
+    def source(self, session_id: str) -> dict[str, Any]:
+        """The program the session runs: its source, whether it is a learner's edit, the
+        lines that differ from the lesson's and the notes of those that do not."""
+        record = self._record(session_id)
+        lesson = _lesson_of(record)
+        return {
+            "source": lesson.source,
+            "edited": lesson.edited,
+            "changed": list(lesson.changed or ()),
+            "notes": {str(line): dict(note) for line, note in lesson.notes.items()},
+        }
+
     def ping(self, session_id: str) -> dict[str, Any]:
         """The host's process id, cursor, CPU time spent and checkpoints (for tests)."""
         result: dict[str, Any] = self._call(session_id, {"op": "ping"})
@@ -224,7 +244,8 @@ class SessionStore:
 
     # -- mechanics -------------------------------------------------------
 
-    def _call(self, session_id: str, message: dict[str, Any]) -> Any:
+    def _record(self, session_id: str) -> SessionRecord:
+        """The session's record (UnknownSession: none, or expired)."""
         now = self._clock()
         if now - self._last_sweep > min(self._ttl_s / 4, 60.0):
             self.sweep()
@@ -234,10 +255,14 @@ class SessionStore:
                 self._records.delete(session_id)
                 self.hosts.kill(session_id)
             raise UnknownSession(session_id)
-        found = record
+        return record
+
+    def _call(self, session_id: str, message: dict[str, Any]) -> Any:
+        now = self._clock()
+        record = self._record(session_id)
 
         def spec() -> HostSpec:
-            return self._limits.spec(found, get_lesson(found.lesson))
+            return self._limits.spec(record, get_lesson(record.lesson))
 
         # The record tells a host this replica did not move to follow another's moves.
         sent = {**message, "record": {"cursor": record.cursor, "moved": record.moved}}
@@ -249,3 +274,8 @@ class SessionStore:
             session_id, cursor=answer["cursor"], last_used=used, moved=answer["moved"]
         )
         return result
+
+
+def _lesson_of(record: SessionRecord) -> Lesson:
+    lesson = get_lesson(record.lesson)
+    return lesson if record.source is None else edited(lesson, record.source)

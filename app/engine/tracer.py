@@ -63,6 +63,8 @@ class LessonProgram:
     # `with` line again when the body ends (to call __exit__), which is no step of its own.
     with_bodies: dict[int, int] = field(default_factory=dict)
     expressions: ExpressionNames | None = None
+    # A learner's edit: what it prints is kept (Run.output), bounded.
+    edited: bool = False
 
     @cached_property
     def source_lines(self) -> list[str]:
@@ -76,6 +78,11 @@ class IterationStart:
     torch_rng: tuple[torch.Tensor, list[torch.Tensor] | None]
     randoms: dict[str, Any]  # scope name -> random.Random / numpy Generator state
     hand_grads: dict[str, Any]  # the `grad_*` values in scope then (hand-written lessons)
+
+
+class EventLimit(BaseException):
+    """An edited program ran as many events as it may (not an Exception: a bare
+    ``except Exception`` in the program does not swallow it)."""
 
 
 class _Abort(BaseException):
@@ -183,6 +190,53 @@ def _freeze_startup_objects() -> None:
         gc.freeze()
 
 
+class Output:
+    """What a program printed: its last ``limit`` characters, and how many came before."""
+
+    def __init__(self, limit: int = 16_384) -> None:
+        self.limit = limit
+        self._text = ""
+        self.dropped = 0
+
+    def print(
+        self, *values: object, sep: str | None = " ", end: str | None = "\n", **_: Any
+    ) -> None:
+        """`print` for the program: to this output, whatever ``file`` it names."""
+        self.write((" " if sep is None else sep).join(map(_text, values)))
+        self.write("\n" if end is None else end)
+
+    def write(self, text: str) -> None:
+        text = str(text)[-self.limit :]
+        self._text += text
+        over = len(self._text) - self.limit
+        if over > 0:
+            self.dropped += over
+            self._text = self._text[over:]
+
+    @property
+    def text(self) -> str:
+        if not self.dropped:
+            return self._text
+        return f"[{self.dropped} earlier characters not kept]\n{self._text}"
+
+
+def _text(value: object) -> str:
+    """``str(value)``, bounded; a value whose ``__str__`` fails is shown by its type."""
+    try:
+        return str(value)[:_MESSAGE_LIMIT]
+    except Exception:
+        return f"<{type(value).__name__} that cannot be shown>"
+
+
+# The longest error message or printed value kept (an edit may raise a huge one).
+_MESSAGE_LIMIT = 4000
+
+
+def _error(exc: BaseException, line: int | None) -> dict[str, Any]:
+    """The program's own error, as State.error shows it."""
+    return {"type": type(exc).__name__, "message": _text(exc), "line": line}
+
+
 class Run:
     """One execution of a lesson program, advanced by :meth:`advance`."""
 
@@ -190,6 +244,11 @@ class Run:
         _freeze_startup_objects()
         self.program = program
         self.scope = scope
+        self.output: Output | None = None
+        self.max_events: int | None = None  # the most events an edited program may run
+        if program.edited:
+            self.output = Output()
+            scope["print"] = self.output.print
         self.registry = NodeRegistry()
         self.cursor = 0
         self.event = Event("line", program.first_line, None, None)
@@ -337,8 +396,10 @@ class Run:
                 exec(self._code, self.scope)
         except _Abort:
             return False
+        except EventLimit as exc:
+            self.error = {"type": "EventLimit", "message": str(exc), "line": self._line}
         except BaseException as exc:  # the lesson's own error is its outcome
-            self.error = {"type": type(exc).__name__, "message": str(exc), "line": self._line}
+            self.error = _error(exc, self._line)
         finally:
             sys.settrace(None)
             self.frames.clear()
@@ -369,11 +430,16 @@ class Run:
             line = frame.f_lineno
             if self._quiet(line):
                 return self._trace_local
+            if self.max_events is not None and self.cursor >= self.max_events:
+                raise EventLimit(
+                    f"the program ran {self.cursor} events, the most an edited program may "
+                    "run here (AGX_CODE_MAX_EVENTS): give it fewer iterations or a shorter loop"
+                )
             self._flush_apply()
             self.error = None
             if self._pending_error is not None:
                 exc = self._pending_error
-                self.error = {"type": type(exc).__name__, "message": str(exc), "line": self._line}
+                self.error = _error(exc, self._line)
                 self._pending_error = None
             if len(self.frames) == 1:
                 if self._line in self.program.update_lines and self.iteration >= 0:

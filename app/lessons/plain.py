@@ -29,13 +29,14 @@ def lesson_globals(lesson: Lesson, config: dict[str, object]) -> dict[str, objec
     return {"__name__": "__lesson__", **values, "losses": []}
 
 
-def run_plain(lesson_id: str, config: dict[str, object]) -> dict[str, object]:
-    """Run a lesson to the end and return its final globals.
+def run_plain(lesson_id: str | Lesson, config: dict[str, object]) -> dict[str, object]:
+    """Run a lesson (by id, or a Lesson such as a learner's edit) to the end and return
+    its final globals.
 
     An exception the program raises is not re-raised: it is returned under
     the key "__error__", since some lessons (inplace) end with one on purpose.
     """
-    lesson = get_lesson(lesson_id)
+    lesson = lesson_id if isinstance(lesson_id, Lesson) else get_lesson(lesson_id)
     namespace = lesson_globals(lesson, config)
     try:
         exec(compile_lesson(lesson), namespace)

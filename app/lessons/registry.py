@@ -10,14 +10,24 @@ is the training loop; its header line takes the phase of its body's first line.
 from __future__ import annotations
 
 import ast
+import difflib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from app.lessons.node_notes import NODE_NOTES
 from app.lessons.texts import TEXTS
 
-__all__ = ["CONFIG_FIELDS", "LESSONS", "PHASES", "Lesson", "get_lesson"]
+__all__ = [
+    "CONFIG_FIELDS",
+    "LESSONS",
+    "MAX_SOURCE_BYTES",
+    "PHASES",
+    "EditError",
+    "Lesson",
+    "edited",
+    "get_lesson",
+]
 
 PHASES = ("setup", "forward", "loss", "backward", "update", "zero_grad")
 
@@ -71,6 +81,23 @@ class Lesson:
     summary_zh: str = ""
     #: What each node of the lesson's graphs does: {node name: {"en", "zh"}} (DESIGN.md §5.1).
     node_notes: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: For a learner's edit of a lesson (see `edited`): its lines that differ from the
+    #: lesson's, in the edit's numbering; None for the lesson itself.
+    changed: tuple[int, ...] | None = None
+
+    @property
+    def edited(self) -> bool:
+        return self.changed is not None
+
+    @property
+    def has_loop(self) -> bool:
+        """Has the program the training loop (`for t in range(iterations):`)?"""
+        return self.loop_line > 0
+
+    @property
+    def has_phases(self) -> bool:
+        """Does the program tag its phases (`# [forward]` …)?"""
+        return any(phase != "setup" for phase in self.phases.values())
 
 
 @dataclass(frozen=True)
@@ -149,7 +176,9 @@ def _function_scopes(node: ast.AST) -> list[tuple[int, int, list]]:
     return sorted(scopes, key=lambda scope: scope[0])
 
 
-def _phases(lesson_id: str, lines: list[str], tree: ast.Module) -> dict[int, str]:
+def _phases(
+    lesson_id: str, lines: list[str], tree: ast.Module, *, strict: bool = True
+) -> dict[int, str]:
     """Map every line to its phase.
 
     NOTE: a tag inside a function body (a custom Function's `backward`, a
@@ -162,9 +191,10 @@ def _phases(lesson_id: str, lines: list[str], tree: ast.Module) -> dict[int, str
     for number, line in enumerate(lines, start=1):
         match = _TAG.match(line)
         if match:
-            if match.group(1) not in PHASES:
+            if match.group(1) in PHASES:
+                tags[number] = match.group(1)
+            elif strict:  # an edit's unknown tag is just a comment
                 raise ValueError(f"lesson {lesson_id}, line {number}: unknown phase tag {line!r}")
-            tags[number] = match.group(1)
 
     phases: dict[int, str] = {}
 
@@ -184,15 +214,20 @@ def _phases(lesson_id: str, lines: list[str], tree: ast.Module) -> dict[int, str
     return phases
 
 
-def _training_loop(lesson_id: str, tree: ast.Module) -> ast.For:
-    """Return the one top-level `for t in range(iterations):` loop."""
-    loops = [
+def _loops(tree: ast.Module) -> list[ast.For]:
+    """The top-level `for t in range(iterations):` loops."""
+    return [
         node
         for node in tree.body
         if isinstance(node, ast.For)
         and ast.unparse(node.target) == "t"
         and ast.unparse(node.iter) == "range(iterations)"
     ]
+
+
+def _training_loop(lesson_id: str, tree: ast.Module) -> ast.For:
+    """Return the one top-level `for t in range(iterations):` loop."""
+    loops = _loops(tree)
     if len(loops) != 1:
         raise ValueError(
             f"lesson {lesson_id} needs exactly one top-level `for t in range(iterations):`"
@@ -258,6 +293,68 @@ def _load(spec: _Spec) -> Lesson:
 
 
 LESSONS: dict[str, Lesson] = {spec.id: _load(spec) for spec in _SPECS}
+
+#: The largest edited source accepted (DESIGN.md §5.1), in UTF-8 bytes.
+MAX_SOURCE_BYTES = 32 * 1024
+
+
+class EditError(ValueError):
+    """An edited source that cannot run: too long, or not Python (``line``, ``column``:
+    where, 1-based, when known)."""
+
+    def __init__(self, message: str, line: int | None = None, column: int | None = None):
+        super().__init__(message)
+        self.line, self.column = line, column
+
+
+def edited(lesson: Lesson, source: str) -> Lesson:
+    """The lesson with a learner's ``source`` in place of its file.
+
+    The edit keeps the notes of the lines it leaves unchanged (matched by content, so
+    that they follow a line moved by an insertion above it) and the phases its tags
+    give. It may drop the training loop or the tags: it still runs, and only the steps
+    that need them are refused (`Lesson.has_loop`, `Lesson.has_phases`). Raise
+    EditError for a source over MAX_SOURCE_BYTES or with a syntax error.
+    """
+    size = len(source.encode("utf-8", "surrogatepass"))
+    if size > MAX_SOURCE_BYTES:
+        raise EditError(f"the source is {size} bytes; the most it may be is {MAX_SOURCE_BYTES}")
+    path = f"<edited {lesson.id}>"
+    try:
+        tree = ast.parse(source, filename=path)
+    except SyntaxError as exc:
+        message = f"line {exc.lineno}: {exc.msg}" if exc.lineno else str(exc.msg)
+        raise EditError(message, exc.lineno, exc.offset) from None
+    except ValueError as exc:  # a NUL byte
+        raise EditError(f"the source cannot be compiled: {exc}") from None
+    lines = source.splitlines()
+    phases = _phases(lesson.id, lines, tree, strict=False)
+    loops = _loops(tree)
+    loop_line = loop_body_line = 0
+    if len(loops) == 1:
+        loop_line, loop_body_line = loops[0].lineno, loops[0].body[0].lineno
+        phases[loop_line] = phases[loop_body_line]
+    kept = _unchanged(lesson.source.splitlines(), lines)
+    return replace(
+        lesson,
+        path=Path(path),
+        source=source,
+        phases=phases,
+        loop_line=loop_line,
+        loop_body_line=loop_body_line,
+        notes={kept[old]: note for old, note in lesson.notes.items() if old in kept},
+        changed=tuple(n for n in range(1, len(lines) + 1) if n not in kept.values()),
+    )
+
+
+def _unchanged(before: list[str], after: list[str]) -> dict[int, int]:
+    """Map each line of ``before`` that ``after`` keeps unchanged to its new number."""
+    matcher = difflib.SequenceMatcher(a=before, b=after, autojunk=False)
+    return {
+        old + 1 + k: new + 1 + k
+        for old, new, size in matcher.get_matching_blocks()
+        for k in range(size)
+    }
 
 
 def get_lesson(lesson_id: str) -> Lesson:
