@@ -26,6 +26,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
+from app.engine.allowed import guarded_builtins
 from app.engine.hooks import Peek
 from app.engine.naming import ExpressionNames, module_paths, modules_between, storage_key
 from app.engine.nodes import NodeRecord, NodeRegistry
@@ -249,6 +250,7 @@ class Run:
         if program.edited:
             self.output = Output()
             scope["print"] = self.output.print
+            scope["__builtins__"] = guarded_builtins()
         self.registry = NodeRegistry()
         self.cursor = 0
         self.event = Event("line", program.first_line, None, None)

@@ -219,3 +219,19 @@ def test_an_exception_with_a_huge_message_is_cut_short():
         assert error["type"] == "ValueError" and len(error["message"]) == 4000
     finally:
         session.close()
+
+
+@pytest.mark.parametrize(
+    "statement",
+    ["import os", "from subprocess import run", "import importlib", "from . import x", "open('f')"],
+)
+def test_an_edit_imports_only_the_allowed_modules_and_opens_no_file(statement):
+    source = f"import math\nimport torch.nn\n{statement}\n"
+    session = Session(id="s", lesson=edited(get_lesson("autograd"), source), config=SMALL)
+    try:
+        session.step(by="end")
+        error = session.state()["error"]
+        assert error["line"] == 3
+        assert error["type"] == ("NameError" if "open" in statement else "ImportError")
+    finally:
+        session.close()
