@@ -6,7 +6,7 @@ export class ApiError extends Error {
    * @param {number} status HTTP status
    * @param {string} detail the API's sentence
    */
-  constructor(status, detail, errors = []) {
+  constructor(status, detail, errors = [], { line = null, column = null } = {}) {
     super(detail);
     this.name = "ApiError";
     /** HTTP status code of the answer (0 when the server could not be reached). */
@@ -15,6 +15,9 @@ export class ApiError extends Error {
     this.detail = detail;
     /** @type {{field: string, detail: string}[]} every invalid config field, when the API listed them */
     this.errors = errors;
+    /** Where an edited program's syntax error is (1-based), when the API said. */
+    this.line = line;
+    this.column = column;
   }
 }
 
@@ -34,15 +37,18 @@ async function call(method, path, { body, signal, as = "json" } = {}) {
   if (!response.ok) {
     let detail = `The server answered ${response.status} ${response.statusText}.`;
     let errors = [];
+    const where = {};
     try {
       const payload = await response.json();
       if (typeof payload.detail === "string") detail = payload.detail;
       else if (Array.isArray(payload.detail) && payload.detail[0]?.msg) detail = payload.detail[0].msg;
       if (Array.isArray(payload.errors)) errors = payload.errors;
+      if (Number.isInteger(payload.line)) where.line = payload.line;
+      if (Number.isInteger(payload.column)) where.column = payload.column;
     } catch {
       // Not JSON: keep the status line.
     }
-    throw new ApiError(response.status, detail, errors);
+    throw new ApiError(response.status, detail, errors, where);
   }
   if (response.status === 204) return null;
   return as === "text" ? response.text() : response.json();
@@ -64,10 +70,15 @@ export const checkConfig = (lesson, config) =>
 
 /**
  * Start a session of `lesson`; `config` holds the settings that differ from its defaults.
+ * With `source`, the session runs that program in place of the lesson's file (403 where
+ * the server runs no edited code, 422 with `line` and `column` for a syntax error).
+ * @param {string} lesson
+ * @param {Object<string, *>} config
+ * @param {string|null} [source]
  * @returns {Promise<Object>} State
  */
-export const createSession = (lesson, config) =>
-  call("POST", "/api/sessions", { body: { lesson, config } });
+export const createSession = (lesson, config, source = null) =>
+  call("POST", "/api/sessions", { body: source === null ? { lesson, config } : { lesson, config, source } });
 
 /**
  * A step of one (the page repaints after it) also brings the graph and its layout in

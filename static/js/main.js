@@ -1,11 +1,13 @@
 /**
  * The explorer's controller: it owns the model (the session's State, its graph, what is
  * selected), turns user actions into REST calls, and hands the results to the views.
- * The views own the DOM; the URL holds lesson, config and cursor (state.js).
+ * The views own the DOM; the URL holds lesson, config and cursor, and a learner's edited
+ * program in its fragment (state.js).
  */
 
 import * as api from "./api.js";
 import { ApiError } from "./api.js";
+import { Editing } from "./edit.js";
 import { Explainer } from "./explain.js";
 import { remember } from "./focus.js";
 import * as url from "./state.js";
@@ -55,15 +57,22 @@ class Explorer {
     this.queue = Promise.resolve();
     this.queued = 0;
     this.detailAbort = null;
+    /** The program of the session on screen: a learner's edit, or null for the lesson's. */
+    this.source = null;
+    /** The URL fragment that carries `source` ("" for the lesson's program). */
+    this.fragment = "";
     /** Ledgers, linked views, gradient checks and the in-place error's trail. */
     this.explain = new Explainer(this);
+    /** Edit mode, edited programs and the links that carry them. */
+    this.edit = new Editing(this);
   }
 
   start() {
     controls.bind({ onAction: (name) => this.enqueue(() => this.act(name)), onCancel: () => this.cancel() });
     this.explain.bind();
+    this.edit.bind();
     config.bind({
-      onApply: (values) => this.enqueue(() => this.open(url.overrides(values, this.lesson.defaults), 0, true)),
+      onApply: (values) => this.enqueue(() => this.open(url.overrides(values, this.lesson.defaults), 0, true, this.source)),
       onDefaults: () => config.fill(this.lesson.defaults),
     });
     losses.bind();
@@ -78,23 +87,42 @@ class Explorer {
       if (!event.persisted || !this.state) return;
       const { config: resolved, cursor } = this.state;
       this.state = null;
-      this.enqueue(() => this.open(url.overrides(resolved, this.lesson.defaults), cursor, null));
+      this.enqueue(() => this.open(url.overrides(resolved, this.lesson.defaults), cursor, null, this.source));
     });
     api.devices().then(config.setDevices, () => null);
+    this.enqueue(() => this.arrive());
+  }
+
+  /** Show the view of the URL the page was opened with (a reload, a shared link). */
+  async arrive() {
     const view = url.current(this.lesson.fields, this.lesson.defaults);
     config.fill({ ...this.lesson.defaults, ...view.config });
-    const heavier = heavierThan(view.config, this.lesson.defaults);
-    if (heavier.length) {
-      // A shared link runs a heavier config only once the reader asks for it.
-      config.open();
-      controls.idle(
-        `This link asks for more than the lesson's defaults (${heavier.join(", ")}): ` +
-          "check the configuration and press Apply to run it.",
-      );
-      page.setBusy(false);
-      return;
+    const program = await this.edit.fromLink();
+    if (program === null) return this.welcome(view.config, false, view.cursor);
+    // A program runs by itself only if this tab ran it, and not with a much heavier config.
+    if (!this.edit.ran(program) || heavierThan(view.config, this.lesson.defaults).length) {
+      return this.edit.offer(program, view.cursor);
     }
-    this.enqueue(() => this.open(view.config, view.cursor, false));
+    await this.open(view.config, view.cursor, false, program);
+  }
+
+  /**
+   * Start a session of the lesson's program, unless `overrides` asks for much more than
+   * its defaults: a shared link runs a heavier config only once the reader presses Apply.
+   * @param {Object<string, *>} overrides
+   * @param {boolean} push a new history entry, or the current one replaced
+   * @param {number} [cursor]
+   * @returns {Promise<boolean>} whether a session started
+   */
+  async welcome(overrides, push, cursor = 0) {
+    const heavier = heavierThan(overrides, this.lesson.defaults);
+    if (!heavier.length) return this.open(overrides, cursor, push);
+    config.open();
+    controls.idle(
+      `This link asks for more than the lesson's defaults (${heavier.join(", ")}): ` +
+        "check the configuration and press Apply to run it.",
+    );
+    return false;
   }
 
   /** Run `action` after the ones before it; drop it if too many wait. */
@@ -117,38 +145,48 @@ class Explorer {
    * @param {number} cursor
    * @param {boolean|null} push a new history entry, the current one replaced, or history
    *   left alone (null)
+   * @param {string|null} [source] a learner's program to run in place of the lesson's
+   * @returns {Promise<boolean>} whether it started (false: the config was refused)
+   * @throws {ApiError} when the server refuses the program (403, 422 with its line)
    */
-  async open(overrides, cursor, push) {
+  async open(overrides, cursor, push, source = null) {
     // The form keeps the refused values to fix; the summary, the config that still runs.
     const refuse = (detail, fieldErrors) => {
       config.fill({ ...this.lesson.defaults, ...overrides });
       config.summarize(this.state?.config ?? null);
       config.showError(detail, this.lesson.fields, fieldErrors ?? []);
       if (!this.state) controls.idle("fix the configuration to start");
+      return false;
     };
     const check = await api.checkConfig(this.lesson.id, overrides);
     if (!check.valid) return refuse(check.detail, check.errors);
     let state;
     try {
-      state = await api.createSession(this.lesson.id, overrides);
+      state = await api.createSession(this.lesson.id, overrides, source);
     } catch (error) {
-      if (error instanceof ApiError && error.status === 422) return refuse(error.detail, error.errors);
+      // A program's 422 (its syntax, its size) is the editor's to show.
+      if (error instanceof ApiError && error.status === 422 && source === null) return refuse(error.detail, error.errors);
       throw error;
     }
     config.clearErrors();
     if (this.state) api.deleteSession(this.state.id);
+    await this.edit.list(source);
     if (cursor > 0) state = await api.seek(state.id, cursor);
     await this.show(state, { push, mark: false });
+    return true;
   }
 
   /** Go to the view the URL describes (back and forward buttons). */
   async restore() {
     const view = url.current(this.lesson.fields, this.lesson.defaults);
-    if (this.state && url.sameConfig(view.config, this.state.config, this.lesson.defaults)) {
+    const program = await this.edit.fromLink();
+    if (program !== null && !this.edit.ran(program)) return this.edit.offer(program, view.cursor);
+    const same = this.state && program === this.source;
+    if (same && url.sameConfig(view.config, this.state.config, this.lesson.defaults)) {
       if (view.cursor !== this.state.cursor) await this.show(await api.seek(this.state.id, view.cursor), { push: null });
     } else {
       config.fill({ ...this.lesson.defaults, ...view.config });
-      await this.open(view.config, view.cursor, null);
+      await this.open(view.config, view.cursor, null, program);
     }
   }
 
@@ -166,7 +204,7 @@ class Explorer {
     if (name === "end") return this.runToEnd();
     if (name === "reset") {
       const wanted = url.overrides(config.read(), this.lesson.defaults);
-      if (!url.sameConfig(wanted, this.state.config, this.lesson.defaults)) return this.open(wanted, 0, true);
+      if (!url.sameConfig(wanted, this.state.config, this.lesson.defaults)) return this.open(wanted, 0, true, this.source);
       return this.show(await api.seek(id, 0), { push: false, mark: false });
     }
     if (name === "back") {
@@ -266,10 +304,11 @@ class Explorer {
     if (started) config.render(state.config);
     else config.summarize(state.config);
     controls.render(state, this.before);
+    this.edit.paint(state);
     // NOTE: bench/bench_browser.py reads this measure to split a step into requests and DOM work.
     performance.measure("agx:paint", { start: painting });
     restoreFocus();
-    if (push !== null) url.record({ config: state.config, cursor: state.cursor }, { ...this.lesson, push });
+    if (push !== null) url.record({ config: state.config, cursor: state.cursor }, { ...this.lesson, push, fragment: this.fragment });
     this.refreshDetail();
   }
 
@@ -337,10 +376,11 @@ class Explorer {
   setLang(lang) {
     this.lang = lang;
     localStorage.setItem("agx.lang", lang);
-    if (!this.state) return;
+    if (!this.state) return this.edit.relabel();
     code.render(this.state, { lang, iterations: this.state.config.iterations });
     scalars.render(this.state.scalars, this.beforeScalars, lang);
     this.explain.relabel();
+    this.edit.relabel();
   }
 
   /** Report a failed action; rebuild the session if the server no longer has it. */
@@ -349,7 +389,7 @@ class Explorer {
       page.notify("The session expired on the server; it was started again at the same point.");
       const { config: resolved, cursor } = this.state;
       this.state = null;
-      await this.open(url.overrides(resolved, this.lesson.defaults), cursor, null).catch((e) => page.notify(String(e.message ?? e)));
+      await this.open(url.overrides(resolved, this.lesson.defaults), cursor, null, this.source).catch((e) => page.notify(String(e.message ?? e)));
       return;
     }
     page.notify(error instanceof ApiError ? error.detail : `Something went wrong: ${error?.message ?? error}`);

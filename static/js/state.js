@@ -1,6 +1,7 @@
 /**
  * The view state that round-trips through the URL, as TensorFlow Playground's state.ts:
- * `/lessons/<lesson>?<config fields that differ from the defaults>&cursor=<n>`.
+ * `/lessons/<lesson>?<config fields that differ from the defaults>&cursor=<n>`, and for
+ * a learner's edit of the lesson `#source=<the program>` (see packSource).
  * A reload, back/forward or a shared link rebuilds the same view from it.
  */
 
@@ -89,10 +90,11 @@ export function sameConfig(a, b, defaults) {
 /**
  * Record a view state in the browser's history: a new entry (`push`) or the current one.
  * @param {ViewState} view
- * @param {{fields: string[], defaults: Object<string, *>, push: boolean}} options
+ * @param {{fields: string[], defaults: Object<string, *>, push: boolean, fragment?: string}}
+ *   options fragment: the program's (packSource), "" for the lesson's own
  */
-export function record(view, { fields, defaults, push }) {
-  const url = `${location.pathname}${serialize(view, fields, defaults)}${location.hash}`;
+export function record(view, { fields, defaults, push, fragment = "" }) {
+  const url = `${location.pathname}${serialize(view, fields, defaults)}${fragment}`;
   if (url === `${location.pathname}${location.search}${location.hash}`) return;
   if (push) history.pushState(null, "", url);
   else history.replaceState(null, "", url);
@@ -106,4 +108,64 @@ export function record(view, { fields, defaults, push }) {
  */
 export function current(fields, defaults) {
   return deserialize(location.search, fields, defaults);
+}
+
+/** The most a link's program may hold: the server's cap on edited code (UTF-8 bytes). */
+export const MAX_SOURCE_BYTES = 32 * 1024;
+
+/**
+ * The URL fragment that carries a program: `#source=` and its UTF-8, compressed with
+ * deflate-raw (CompressionStream), in base64url. A fragment never reaches the server, and
+ * the page runs what a link carries only after a click (edit.js).
+ * @param {string} source
+ * @returns {Promise<string>}
+ */
+export async function packSource(source) {
+  const stream = new Blob([source]).stream().pipeThrough(new CompressionStream("deflate-raw"));
+  const bytes = new Uint8Array(await new Response(stream).arrayBuffer());
+  let binary = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return `#source=${btoa(binary).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "")}`;
+}
+
+/**
+ * The program a URL fragment carries (see packSource), or null when it carries none.
+ * @param {string} hash location.hash
+ * @returns {Promise<string|null>}
+ * @throws {Error} with a sentence for the reader when the fragment cannot be read
+ */
+export async function unpackSource(hash) {
+  const packed = new URLSearchParams(hash.replace(/^#/, "")).get("source");
+  if (packed === null) return null;
+  const unreadable = new Error("The code in this link cannot be read (the link may have been cut short): the lesson's own code is shown instead.");
+  let bytes;
+  try {
+    bytes = Uint8Array.from(atob(packed.replaceAll("-", "+").replaceAll("_", "/")), (c) => c.charCodeAt(0));
+  } catch {
+    throw unreadable;
+  }
+  const reader = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("deflate-raw")).getReader();
+  const parts = [];
+  let size = 0;
+  try {
+    // Read no more than the cap: a small link may unpack to gigabytes.
+    for (let part = await reader.read(); !part.done; part = await reader.read()) {
+      size += part.value.length;
+      if (size > MAX_SOURCE_BYTES) {
+        reader.cancel().catch(() => null);
+        throw new RangeError();
+      }
+      parts.push(part.value);
+    }
+  } catch (error) {
+    if (error instanceof RangeError) {
+      throw new Error(`The code in this link is over ${MAX_SOURCE_BYTES / 1024} KiB, the most a program may hold: the lesson's own code is shown instead.`);
+    }
+    throw unreadable;
+  }
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(await new Blob(parts).arrayBuffer());
+  } catch {
+    throw unreadable;
+  }
 }

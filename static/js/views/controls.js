@@ -44,7 +44,9 @@ export function bind({ onAction, onCancel }) {
   });
   document.addEventListener("keydown", (event) => {
     if (event.ctrlKey || event.metaKey || event.altKey || event.defaultPrevented) return;
-    if (event.target.closest?.("input, select, textarea, [contenteditable]")) return;
+    // composedPath: a key typed in the code editor comes from inside its shadow root.
+    const origin = event.composedPath()[0];
+    if (origin.closest?.("input, select, textarea, [contenteditable]")) return;
     if (event.key === "Escape" && !progressBox.hidden) {
       onCancel();
       return;
@@ -195,9 +197,12 @@ export function progress(done, total) {
   field(progressBox, "progress").textContent = `iteration ${int(Math.min(done, total))} of ${int(total)}`;
 }
 
-/** Put the keyboard focus back on the stepping buttons after a run. */
-export function focusStep() {
-  if (document.activeElement === document.body || progressBox.contains(document.activeElement)) {
+/**
+ * Put the keyboard focus back on the stepping buttons after a run (or a new program).
+ * @param {{always?: boolean}} [options] always: wherever the focus is
+ */
+export function focusStep({ always = false } = {}) {
+  if (always || document.activeElement === document.body || progressBox.contains(document.activeElement)) {
     root.querySelector('button[data-action="step"]').focus();
   }
 }
