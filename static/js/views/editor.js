@@ -187,8 +187,24 @@ function extensions(lib) {
     // tabindex: what is editable is focusable anyway; axe counts it as focusable only so.
     lib.EditorView.contentAttributes.of({ "aria-label": `Python source: your version of ${fileName}`, spellcheck: "false", tabindex: "0" }),
     errorField,
+    lib.EditorView.domEventHandlers({ beforeinput: replaceSelection }),
     theme(lib),
   ];
+}
+
+/**
+ * Type over a selection as CodeMirror's own change. Chromium's editing, left to replace a
+ * selection that spans coloured lines, keeps their look in style attributes, which the
+ * CSP refuses (a console error each time; CodeMirror then redraws the lines anyway).
+ * @param {InputEvent} event
+ * @param {Object} view the EditorView
+ * @returns {boolean} whether the event was handled here
+ */
+function replaceSelection(event, view) {
+  if (event.inputType !== "insertText" || !event.data || view.state.selection.main.empty) return false;
+  event.preventDefault();
+  view.dispatch(view.state.update(view.state.replaceSelection(event.data), { userEvent: "input.type", scrollIntoView: true }));
+  return true;
 }
 
 /** @type {Object|null} */
