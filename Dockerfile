@@ -19,9 +19,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-# The same script as `make install`, limited to what the server itself runs.
+# The same script as `make install`, limited to what the server itself runs: Graphviz,
+# and libseccomp2 for the edited-code sandbox (app/engine/sandbox).
 COPY scripts/install-system-deps.sh scripts/
-RUN scripts/install-system-deps.sh graphviz && rm -rf /var/lib/apt/lists/*
+RUN scripts/install-system-deps.sh graphviz libseccomp2 && rm -rf /var/lib/apt/lists/*
 
 # Dependencies from the lock file before the code, so a code change reuses this layer.
 # --require-hashes: a file whose hash differs from the lock's is refused.
