@@ -65,6 +65,7 @@ class Hosts:
         self._answer_timeout_s = answer_timeout_s
         self._guard = threading.Lock()
         self._used: set[str] = set()  # sessions whose hosts this process reached
+        self._sandbox: dict[str, Any] | None = None
 
     def path(self, session_id: str) -> str:
         digest = hashlib.sha256(session_id.encode()).hexdigest()[:24]
@@ -133,6 +134,13 @@ class Hosts:
     def warm(self) -> None:
         """Start the zygote if none serves the folder, and wait until it does."""
         self._zygote({"op": "stats"})
+
+    def sandbox(self) -> dict[str, Any]:
+        """The report of the edited-code sandbox's self-test, from the zygote (started if
+        none runs; see `app.engine.sandbox.self_test`), asked once for this object's life."""
+        if self._sandbox is None:
+            self._sandbox = self._zygote({"op": "sandbox"})
+        return self._sandbox
 
     def stats(self) -> dict[str, Any] | None:
         """What the zygote holds (None when no zygote runs)."""

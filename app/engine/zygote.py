@@ -7,9 +7,12 @@ host (`app.engine.host`). It listens on FOLDER/zygote.sock and answers:
 
 - ``spawn``: start the host of a session at its socket path unless one runs there;
 - ``kill``: end a session's host at once (SIGKILL);
+- ``stats``: the live hosts;
+- ``sandbox``: the report of the edited-code sandbox's self-test, run once at start
+  (`app.engine.sandbox.self_test`, in a throwaway child, while the zygote has one thread).
+
 Every request names the worker process that sends it: the zygote and every host end
 once none of those processes is alive.
-- ``stats``: the live hosts.
 
 It keeps the live hosts within caps (their count, their estimated bytes, CUDA hosts),
 ending the least recently used (a host touches its socket file when it answers); an
@@ -46,9 +49,10 @@ class _Host:
 
 
 class Zygote:
-    def __init__(self, folder: Path, owner: int) -> None:
+    def __init__(self, folder: Path, owner: int, sandbox: dict[str, Any]) -> None:
         self.folder = folder
         self.owners = {owner}
+        self.sandbox = sandbox
         self.hosts: dict[str, _Host] = {}  # by socket path
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 
@@ -102,6 +106,8 @@ class Zygote:
             return host is not None
         if op == "stats":
             return {"hosts": len(self.hosts), "bytes": sum(h.bytes for h in self.hosts.values())}
+        if op == "sandbox":
+            return self.sandbox
         raise ValueError(f"unknown request {op!r}")
 
     def _spawn(self, request: dict[str, Any]) -> str:
@@ -222,8 +228,11 @@ def main(argv: list[str]) -> int:
     except BlockingIOError:
         return 0  # another zygote serves this folder
     _preload()
+    from app.engine.sandbox import self_test
+
+    sandbox = self_test()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    zygote = Zygote(folder, owner)
+    zygote = Zygote(folder, owner, sandbox)
     try:
         zygote.serve()
     finally:
