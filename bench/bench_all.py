@@ -183,6 +183,14 @@ def classroom_rows() -> list[Row]:
             "–",
         ),
         (
+            "sandbox: an edit's first state (host confined: seccomp, Landlock, rlimits) "
+            "÷ a lesson's",
+            f"{m['first_state_edited'] / m['first_state']:.2f}× "
+            f"({m['first_state_edited'] * 1e3:.1f} / {m['first_state'] * 1e3:.1f} ms)",
+            "–",
+            "–",
+        ),
+        (
             "hosts: private memory (USS) of a live host, seed sizes",
             f"{m['host_uss'] / _MIB:.1f} MiB",
             "–",

@@ -9,6 +9,7 @@ from fastapi import APIRouter, HTTPException, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
 from app.api.clients import client_of
+from app.api.code import edited_code_refusal
 from app.api.deps import LimitsDep, SettingsDep, StoreDep
 from app.api.errors import responses
 from app.api.graphs import ViewQuery, graph_view
@@ -90,8 +91,6 @@ def create_session(
 
 def _edit(lesson: Lesson, config: dict[str, Any], source: str, request: Request) -> Lesson:
     """The lesson with the learner's ``source``, if this server runs edited code."""
-    from app.api.code import edited_code_refusal
-
     refusal = edited_code_refusal(request)
     if refusal is not None:
         raise HTTPException(status.HTTP_403_FORBIDDEN, refusal)
