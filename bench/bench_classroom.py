@@ -34,9 +34,10 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from app.lessons.registry import get_lesson
 from bench_api import WORKERS, start_server
 from bench_load import _Connection
+
+from app.lessons.registry import get_lesson
 
 TARGET_P95_MS = 250.0
 LEARNERS = 30
