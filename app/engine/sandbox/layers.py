@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import math
@@ -10,6 +11,7 @@ import resource
 import signal
 import sys
 import sysconfig
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -55,6 +57,10 @@ def layers(channel_fd: int, *, cpu_s: float) -> list[tuple[str, Callable[[], Non
     threads = len(os.listdir("/proc/self/task"))
     if threads != 1:  # the others would run unconfined
         raise SandboxError("seccomp", f"the process has {threads} threads; it must have one")
+    # NOTE: Python finds its temporary folder by writing a file there, which no layer
+    # will allow, and keeps the answer: find it now (torch asks for it when first used).
+    with contextlib.suppress(OSError):
+        tempfile.gettempdir()
     return [
         ("descriptors", lambda: _descriptors(channel_fd)),
         ("rlimits", lambda: _rlimits(cpu_s)),
