@@ -69,3 +69,51 @@ def test_a_store_that_cannot_be_read_makes_the_replica_unfit(api) -> None:
     health = api.client.get("/healthz")
     assert health.status_code == 503
     assert health.json()["status"] == "unavailable" and health.json()["store"]["error"]
+
+
+def test_health_reports_the_sandbox_in_force_and_edited_code_off_by_default(api) -> None:
+    edited = api.get("/healthz").json()["edited_code"]
+    assert edited["in_force"] is True and edited["torch"] is None
+    assert edited["layers"] == dict.fromkeys(("descriptors", "rlimits", "landlock", "seccomp"))
+    assert edited["landlock_abi"] >= 6 and 0 < edited["confine_ms"] < edited["ms"]
+    # The test client's server is "testserver", not a loopback address.
+    assert edited["allowed"] is False and "AGX_ALLOW_CODE" in edited["reason"]
+
+
+def test_edited_code_is_on_by_default_for_a_loopback_server_without_proxies(make_api) -> None:
+    local = make_api().get("http://127.0.0.1/healthz").json()["edited_code"]
+    assert local["allowed"] is True and local["reason"] is None
+    proxied = make_api(trusted_proxies=["10.0.0.2"]).get("http://127.0.0.1/healthz")
+    assert proxied.json()["edited_code"]["allowed"] is False
+    off = make_api(allow_code=False).get("http://[::1]/healthz").json()["edited_code"]
+    assert off == {**local, "allowed": False, "reason": off["reason"]}
+    assert off["reason"] == "edited code is off on this server (AGX_ALLOW_CODE)"
+
+
+def test_a_layer_not_in_force_keeps_edited_code_off_and_is_named(make_api) -> None:
+    api = make_api(allow_code=True)
+    assert api.get("/healthz").json()["edited_code"]["allowed"] is True
+    why = "libseccomp cannot be loaded (Unable to find libseccomp)"
+    report = api.store.hosts.sandbox()
+    api.store.hosts._sandbox = {  # type: ignore[attr-defined]  # as if the zygote said so
+        **report,
+        "in_force": False,
+        "layers": {**report["layers"], "seccomp": why},
+    }
+    health = api.get("/healthz")
+    assert health.status_code == 200  # the server runs lessons all the same
+    reason = health.json()["edited_code"]["reason"]
+    assert (
+        reason == f"edited code needs every sandbox layer, and seccomp is not in force here: {why}"
+    )
+    body = {"lesson": "autograd", "config": {}, "source": "x = 1\n"}
+    refused = api.post("/api/sessions", json=body)
+    assert refused.status_code == 403 and refused.json()["detail"] == reason
+
+
+def test_health_without_session_hosts_reports_the_sandbox_unknown(client) -> None:
+    response = client.get("/healthz")  # no lifespan: no store, no zygote
+    assert response.status_code == 200
+    edited = response.json()["edited_code"]
+    assert edited["in_force"] is False and edited["allowed"] is False
+    assert "could not be asked" in edited["layers"]["seccomp"]
