@@ -392,3 +392,35 @@ def test_edit_mode_has_no_serious_axe_violation(
         found["a syntax error"] = axe_violations(page)
     found = {state: v for state, v in found.items() if v}
     assert not found, report(found)
+
+
+# Programs that hit the sandbox or a limit, the error the engine gives each (the panel
+# shows the State's) and the words the error panel explains it with.
+HITS = {
+    "import": ("import os\n", "ImportError", "may import torch, numpy and standard modules"),
+    "file": (
+        "import torch\nf = torch.serialization.os.open('/etc/passwd', 0)\n",
+        "PermissionError",
+        "Edited code runs in a sandbox",
+    ),
+    "memory": (
+        "import torch\nx = torch.empty(1 << 40)\n",
+        "RuntimeError",
+        "more memory than a session may use",
+    ),
+    "recursion": ("def f(n):\n    return f(n + 1)\n\nf(0)\n", "RecursionError", "more deeply"),
+}
+
+
+@pytest.mark.parametrize("hit", list(HITS))
+def test_a_limit_or_the_sandbox_is_explained_in_words(
+    explorer: Explorer, page: Page, server: LiveServer, hit: str
+) -> None:
+    source, kind, words = HITS[hit]
+    page.goto(f"{server.url}/lessons/autograd?{SMALL}{pack(source)}")
+    explorer.wait()
+    explorer.press("Run my version")
+    explorer.press("Run to end")
+    error = page.get_by_test_id("error")
+    expect(error.locator('[data-field="error-type"]')).to_have_text(kind)  # the State's
+    expect(error.locator('[data-field="error-explain"]')).to_contain_text(words)

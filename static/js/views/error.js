@@ -53,8 +53,9 @@ function code(text) {
 }
 
 /**
- * Explanations of errors a lesson can raise, each a test on the message and paragraphs
- * in English and Chinese. `{saved}` and `{now}` are the versions named in the message.
+ * Explanations of errors a lesson (or a learner's edit of one) can raise, each a test on
+ * "Type: message" and paragraphs in English and Chinese. `{saved}` and `{now}` are the
+ * versions named in the message.
  */
 const EXPLANATIONS = [
   {
@@ -78,6 +79,31 @@ const EXPLANATIONS = [
     zh: ["该设备的内存不足以运行这个配置。请减小 N、D_in、H 或 D_out，或换一个设备运行。"],
   },
   {
+    test: /^MemoryError|can't allocate memory|Cannot allocate memory/,
+    en: ["The program asked for more memory than a session may use (the server's AGX_MAX_SESSION_BYTES budget, enforced by the operating system). Make its tensors smaller: lower N, D_in, H or D_out, or the sizes your code creates."],
+    zh: ["程序申请的内存超过了一个会话可用的上限（服务器的 AGX_MAX_SESSION_BYTES 预算，由操作系统强制执行）。请把张量变小：减小 N、D_in、H 或 D_out，或者你的代码创建的张量的尺寸。"],
+  },
+  {
+    test: /^EventLimit/,
+    en: ["Your program ran as many steps (events) as an edited program may run on this server. Give it fewer iterations, or a shorter loop."],
+    zh: ["你的程序运行的步数（事件）已达到本服务器上编辑过的程序的上限。请减少迭代次数，或缩短循环。"],
+  },
+  {
+    test: /edited code may not import/,
+    en: ["Edited code may import torch, numpy and standard modules that only compute (math, random, collections, …): it runs in a sandbox with no files, network or other programs."],
+    zh: ["编辑过的代码可以导入 torch、numpy 以及只做计算的标准模块（math、random、collections 等）：它在沙箱中运行，没有文件、网络或其他程序可用。"],
+  },
+  {
+    test: /\[Errno (1|13)\]|Operation not permitted|Permission denied/,
+    en: ["Edited code runs in a sandbox: it can compute with torch and numpy, but not read or write files, open network connections or start or signal other programs. The operating system refused this call."],
+    zh: ["编辑过的代码在沙箱中运行：它可以用 torch 和 numpy 计算，但不能读写文件、建立网络连接，也不能启动其他程序或向其发送信号。操作系统拒绝了这个调用。"],
+  },
+  {
+    test: /^RecursionError/,
+    en: ["A function called itself (directly or through others) more deeply than Python allows: check that the recursion has a case that stops it."],
+    zh: ["某个函数（直接或间接地）调用自身的层数超过了 Python 允许的深度：请检查递归是否有终止的情况。"],
+  },
+  {
     test: /does not require grad|element 0 of tensors/,
     en: ["backward() was called on a tensor that autograd did not record: none of the tensors it was computed from has requires_grad=True."],
     zh: ["对一个 autograd 没有记录的张量调用了 backward()：计算它的张量中没有一个设置了 requires_grad=True。"],
@@ -99,7 +125,7 @@ export function render(error, lang, { line = null, lineText = "", stale = null }
   field(panel, "error-type").textContent = error.type;
   /** PyTorch's own message, verbatim. */
   field(panel, "error-message").textContent = error.message;
-  const explanation = EXPLANATIONS.find((entry) => entry.test.test(error.message));
+  const explanation = EXPLANATIONS.find((entry) => entry.test.test(`${error.type}: ${error.message}`));
   const versions = /is at version (\d+); expected version (\d+)/.exec(error.message);
   const fill = (text) => text.replace("{now}", versions?.[1] ?? "n+1").replace("{saved}", versions?.[2] ?? "n");
   const paragraphs = explanation
