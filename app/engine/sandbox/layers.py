@@ -184,9 +184,14 @@ def _readable() -> list[str]:
         "/sys/devices/system/cpu",
         "/dev/urandom",
     }
-    real = {os.path.realpath(place) for place in places if os.path.exists(place)}
+    real = {Path(os.path.realpath(place)) for place in places if os.path.exists(place)}
     # A folder that holds the app (a prefix at / or at the checkout) would grant its source.
-    return sorted(place for place in real if not _APP.is_relative_to(place))
+    granted = {place for place in real if not _APP.is_relative_to(place)}
+    return sorted(
+        str(place)
+        for place in granted
+        if not any(place != other and place.is_relative_to(other) for other in granted)
+    )
 
 
 def _landlock(readable: list[str]) -> None:
