@@ -12,12 +12,12 @@ that runs edited code calls `confine` once, single-threaded, before it starts a 
   (``RLIMIT_NOFILE``), no core dump, and a CPU-time backstop (``RLIMIT_CPU``: the
   host already stops steps at the session's budget; this ends a host whose program
   escapes that). ``RLIMIT_AS``, set by the host for CPU sessions, is left as it is.
-- **landlock** (Linux ≥ 6.7, ABI ≥ 6 required): files are read-only and readable
+- **landlock** (ABI ≥ 6 required: Linux ≥ 6.12): files are read-only and readable
   only beneath Python's, torch's and numpy's folders and the system libraries, so the
   app's source, /etc, the session database and every other user file cannot be read,
   and nothing can be written, created, renamed or removed anywhere; TCP bind and
   connect are denied; signals and abstract Unix sockets cannot reach a process
-  outside the host.
+  outside the host. (Plain ctypes: PyPI's ``landlock`` knows no network or scope rule.)
 - **seccomp**: an allow-list of the system calls CPython, torch, numpy and the host's
   serving use; anything else answers EPERM (a clear Python error, not a kill), and
   ``clone3`` answers ENOSYS so that glibc starts threads with ``clone``, which is
@@ -35,6 +35,9 @@ What it does NOT protect against (the host is not a hardened VM):
 - its own process: it may read and change its own memory and files already open in
   it (its channel, the connections it accepts), and answer its workers anything: a
   host that ran edited code is untrusted input to the server (`app.engine.wire`);
+- what it may still read: Python's, torch's and numpy's files, the system libraries,
+  /proc/cpuinfo and /sys/devices/system/cpu (nothing secret, but torch.compile and
+  anything else that writes a cache or runs a compiler fail there);
 - kernel bugs reachable through the calls it is allowed.
 
 `self_test` proves each layer by trying the forbidden things in a throwaway child.
