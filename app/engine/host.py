@@ -240,6 +240,10 @@ class Host:
             if mark != seen or self._answering is None:
                 seen, since = mark, now
             elif now - since > limit:
+                # No new connection from here on (one taken now would be reset as the
+                # host ends): the next request goes to the zygote for a new host.
+                with contextlib.suppress(OSError):
+                    self._listener.shutdown(socket.SHUT_RDWR)
                 with self._write:
                     if self._answering is not None:
                         with contextlib.suppress(OSError):
