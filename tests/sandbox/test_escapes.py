@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.sandbox.conftest import MAX_EVENTS, Escapes
+from tests.sandbox.conftest import FILE_SECRET, MAX_EVENTS, Escapes
 from tests.sandbox.expect import (
     Expect,
     answer_garbled,
@@ -49,7 +49,7 @@ IMPORT = "import torch\nimport_module = torch.importlib.import_module\n"
 ONLY_ALLOWED = "it may import abc, array, bisect"
 
 
-CAP_SYS_NICE = 23
+CAP_SYS_NICE, CAP_SYS_RESOURCE = 23, 24
 ROOT_NICE = pytest.mark.xfail(
     capable(CAP_SYS_NICE),
     strict=True,
@@ -59,6 +59,13 @@ ROOT_NICE = pytest.mark.xfail(
     "itself real-time or nice -20 and starve the server on its core",
 )
 
+ROOT_RESOURCE = pytest.mark.xfail(
+    capable(CAP_SYS_RESOURCE),
+    strict=True,
+    raises=AssertionError,
+    reason="this server runs with CAP_SYS_RESOURCE (as root): a host may raise its own "
+    "hard limits (prlimit on itself is allowed), so RLIMIT_AS, CPU and FSIZE bind nothing",
+)
 
 # -- the attempts --------------------------------------------------------------------
 
@@ -528,6 +535,7 @@ ATTEMPTS = [
         IMPORT + "r = import_module('resource')\n"
         "r.setrlimit(r.RLIMIT_AS, (r.RLIM_INFINITY, r.RLIM_INFINITY))\n",
         raises("ValueError", "not allowed to raise maximum limit"),
+        ROOT_RESOURCE,
     ),
     case(
         "ignore SIGTERM (signal tampering)",
@@ -739,4 +747,28 @@ def test_another_hosts_socket_cannot_be_touched(attempt: Escapes) -> None:
     outcome = attempt.run("import torch\ntorch.os.utime('$victim_sock', (0, 0))\n")
     assert os.stat(socket_path).st_mtime == before, "its time was set to 1970"
     assert outcome.error["type"] == "PermissionError"
+    attempt.assert_contained(outcome)
+
+
+def test_a_graph_drawn_from_hostile_names_shows_them_as_text(attempt: Escapes) -> None:
+    # The server (not confined) draws the graph with Graphviz from names the program
+    # chose: a name that closes the DOT string would make Graphviz read a file.
+    name = 'a"]; x [image="$secret_file" label=<<IMG SRC="$secret_file"/>>]; y ["'
+    source = (
+        "import torch\nw = torch.ones(2, requires_grad=True)\n"
+        f"globals()[{name!r}] = (w * 2).sum()\n"
+        'F = type(\'Z"];q[image="$secret_file"];r["\', (torch.autograd.Function,), {\n'
+        "    'forward': staticmethod(lambda ctx, x: x * 3),\n"
+        "    'backward': staticmethod(lambda ctx, g: g * 3)})\n"
+        "v = F.apply(w).sum()\nz = 1\n"
+    )
+    outcome = attempt.run(source)
+    assert outcome.state["done"] and outcome.state["error"] is None, outcome.text
+    attempt.api.seek(outcome.session_id, cursor=outcome.state["cursor"] - 1)
+    response = attempt.api.get(f"/api/sessions/{outcome.session_id}/graph.svg")
+    assert response.status_code == 200, response.text
+    svg = response.text
+    assert "<image" not in svg and "<img" not in svg.lower()
+    assert attempt.fill("a&quot;]; x [image=&quot;$secret_file&quot;") in svg  # as text
+    assert FILE_SECRET not in svg
     attempt.assert_contained(outcome)
