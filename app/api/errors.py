@@ -12,13 +12,21 @@ from typing import Any
 
 import redis.exceptions
 from fastapi import FastAPI, Request, status
-from fastapi.exceptions import RequestValidationError
+from fastapi.exceptions import RequestValidationError, ResponseValidationError
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from app.api.middleware import SECURITY_HEADERS
 from app.api.schemas import MAX_COUNT, STEP_KINDS, Error
-from app.engine.hosts import CpuSpent, HostDied, ProgramStuck, SessionBusy
+from app.engine.hosts import (
+    MALFORMED,
+    CpuSpent,
+    HostDied,
+    ProgramFailed,
+    ProgramStuck,
+    SessionBusy,
+)
 from app.engine.records import BadRecord
 from app.engine.render import GraphTooLarge, RenderError
 from app.engine.session import GraphFreedError, StepUnavailable
@@ -128,6 +136,7 @@ _STATUS: dict[type[Exception], int] = {
     SessionBusy: status.HTTP_409_CONFLICT,
     StepUnavailable: status.HTTP_409_CONFLICT,
     ProgramStuck: status.HTTP_422_UNPROCESSABLE_CONTENT,
+    ProgramFailed: status.HTTP_422_UNPROCESSABLE_CONTENT,
     TooManySessions: status.HTTP_429_TOO_MANY_REQUESTS,
     CpuSpent: status.HTTP_429_TOO_MANY_REQUESTS,
     HostDied: status.HTTP_503_SERVICE_UNAVAILABLE,
@@ -157,6 +166,19 @@ async def _on_store_unreachable(request: Request, exc: Exception) -> JSONRespons
     return error_response(status.HTTP_503_SERVICE_UNAVAILABLE, detail, headers={"Retry-After": "5"})
 
 
+async def _on_bad_answer(request: Request, exc: Exception) -> JSONResponse:
+    """An answer of a session's host that is no valid response: a host that ran edited
+    code is untrusted (its program may rewrite what it sends). End it; the next request
+    replays the session in a new one."""
+    session_id = request.path_params.get("session_id")
+    if not isinstance(session_id, str):
+        return await _on_unexpected(request, exc)
+    await run_in_threadpool(request.app.state.store.hosts.kill, session_id)
+    return error_response(
+        status.HTTP_503_SERVICE_UNAVAILABLE, MALFORMED, headers={"Retry-After": "1"}
+    )
+
+
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     # NOTE: Starlette answers this from outside every middleware, so the security
     # headers are added here; the exception itself is logged by Starlette.
@@ -170,6 +192,7 @@ def install_error_handlers(app: FastAPI) -> None:
     """Register the JSON error answers on `app`."""
     app.add_exception_handler(Exception, _on_unexpected)
     app.add_exception_handler(RequestValidationError, _on_validation)
+    app.add_exception_handler(ResponseValidationError, _on_bad_answer)
     app.add_exception_handler(HTTPException, _on_http)
     for exc_type in _STATUS:
         app.add_exception_handler(exc_type, _on_engine_error)

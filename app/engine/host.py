@@ -35,7 +35,7 @@ import torch
 from app.engine import wire
 from app.engine.gradcheck import GradcheckError
 from app.engine.session import GraphFreedError, Session, StepUnavailable, settle
-from app.engine.tracer import Run, Stop
+from app.engine.tracer import Run, Stop, bounded_text
 from app.lessons.registry import edited, get_lesson
 
 __all__ = ["HostSpec", "serve"]
@@ -49,6 +49,10 @@ CHUNK_S = 0.01
 # An edited program that makes no progress for a step's time limit and this much more,
 # while a request waits, is ended (Host._watch).
 STUCK_GRACE_S = 5.0
+# What a host running edited code sends when it takes a request up, before its answer.
+STARTED = {"started": True}
+# How often an idle host of edited code checks that nothing of its program runs.
+IDLE_CHECK_S = 0.1
 _PR_SET_PDEATHSIG = 1
 _REQUEST_LIMIT = 1 << 20  # what a worker sends is small (a step, a name, an index)
 
@@ -156,22 +160,33 @@ class Host:
             threading.Thread(target=self._watch, name="host-watchdog", daemon=True).start()
         self._session.seek(cursor=self._spec.cursor)
         self._moved()
+        edited = self._spec.source is not None
         idle_since = time.monotonic()
+        cpu_at = time.process_time()
         while not self._closing:
+            building = self._worth_building()
             try:
-                wait = QUIET_S if self._worth_building() else 1.0
+                wait = QUIET_S if building else IDLE_CHECK_S if edited else 1.0
                 conn, request = self._requests.get(timeout=wait)
             except queue.Empty:
                 if time.monotonic() - idle_since > self._spec.idle_s:
                     return
+                if edited and not building and time.process_time() - cpu_at > wait / 2:
+                    _log.warning("session host %s: its program runs between steps", os.getpid())
+                    return  # a thread the program left running: end it with the host
                 self._build_piece()
+                cpu_at = time.process_time()
                 continue
             self._touch(busy=True)
             self._answering, self._served = conn, self._served + 1
+            if edited:  # when it began, for the worker's own watchdog (Hosts.call)
+                with contextlib.suppress(OSError):
+                    wire.write(conn, STARTED)
             with conn:
                 self._answer(conn, request)
             self._touch(busy=False)
             idle_since = time.monotonic()
+            cpu_at = time.process_time()
 
     def _touch(self, *, busy: bool) -> None:
         """Tell the zygote, which ends the least recently used hosts first, that this
@@ -217,11 +232,14 @@ class Host:
             answer = _error("step_unavailable", str(exc))
         except GradcheckError as exc:
             answer = {**_error("gradcheck", exc.message), "status": exc.status}
-        except ValueError as exc:
-            answer = _error("value", str(exc))
-        except Exception as exc:  # the server answers 500 and logs it
-            _log.exception("session host %s failed on %s", os.getpid(), request.get("op"))
-            answer = _error("internal", f"{type(exc).__name__}: {exc}")
+        except Exception as exc:
+            if self._spec.source is not None:  # an edit's own objects, most likely
+                answer = _error("program", f"{type(exc).__name__}: {bounded_text(exc)}")
+            elif isinstance(exc, ValueError):
+                answer = _error("value", str(exc))
+            else:  # the server answers 500 and logs it
+                _log.exception("session host %s failed on %s", os.getpid(), request.get("op"))
+                answer = _error("internal", f"{type(exc).__name__}: {exc}")
         # What the worker writes in the record: where the session is, since which move.
         answer["cursor"], answer["moved"] = self._session.cursor, self._moved_at
         with self._write, contextlib.suppress(OSError):  # a worker gone waits for nothing
@@ -247,7 +265,7 @@ class Host:
                 with self._write:
                     if self._answering is not None:
                         with contextlib.suppress(OSError):
-                            wire.write(self._answering, _error("stuck", _stuck(limit)))
+                            wire.write(self._answering, _error("stuck", stuck_message(limit)))
                     os._exit(3)
 
     def _follow(self, record: dict[str, Any] | None) -> None:
@@ -365,7 +383,7 @@ def _error(kind: str, message: str) -> dict[str, Any]:
     return {"error": {"kind": kind, "message": message}}
 
 
-def _stuck(limit: float) -> str:
+def stuck_message(limit: float) -> str:
     return (
         f"one operation of this program ran for over {limit:g} s without reaching its next "
         "line, longer than a step may take (AGX_STEP_TIME_S), so it was stopped; the "

@@ -24,11 +24,19 @@ from typing import Any
 
 from app.engine import wire
 from app.engine.gradcheck import GradcheckError
-from app.engine.host import HostSpec
+from app.engine.host import STARTED, HostSpec, stuck_message
 from app.engine.session import GraphFreedError, StepUnavailable
 from app.settings import host_environment
 
-__all__ = ["CpuSpent", "HostDied", "Hosts", "ProgramStuck", "SessionBusy"]
+__all__ = [
+    "MALFORMED",
+    "CpuSpent",
+    "HostDied",
+    "Hosts",
+    "ProgramFailed",
+    "ProgramStuck",
+    "SessionBusy",
+]
 
 _ROOT = Path(__file__).resolve().parents[2]  # the folder that holds `app`
 _START_TIMEOUT_S = 120.0  # a cold zygote imports torch (seconds; more on a busy machine)
@@ -48,6 +56,11 @@ class HostDied(Exception):
 
 class ProgramStuck(Exception):
     """An edited program's operation ran past the step's time limit; its host ended (422)."""
+
+
+class ProgramFailed(Exception):
+    """An edited program's objects broke what its host does with them, e.g. the State
+    (422: the program's doing, not the server's)."""
 
 
 class Hosts:
@@ -71,10 +84,23 @@ class Hosts:
         digest = hashlib.sha256(session_id.encode()).hexdigest()[:24]
         return str(self.folder / f"{digest}.sock")
 
-    def call(self, spec: Callable[[], HostSpec], message: dict[str, Any], session_id: str) -> Any:
+    def call(
+        self,
+        spec: Callable[[], HostSpec],
+        message: dict[str, Any],
+        session_id: str,
+        *,
+        stuck_after_s: float | None = None,
+    ) -> Any:
         """Send ``message`` to the session's host, starting it (from ``spec()``) if none
         runs; return its answer (``{"ok": result, "cursor": int}``) or raise what it
-        refused with."""
+        refused with.
+
+        Given ``stuck_after_s`` (a host that runs edited code, which says when it takes
+        the request up), a host that has not answered that long after is ended from here
+        and the call raises ProgramStuck: its own watchdog may be starved (a C call that
+        holds the GIL), stopped or rewritten by the program; this one is out of its reach.
+        """
         path = self.path(session_id)
         with self._guard:
             self._used.add(session_id)
@@ -89,22 +115,31 @@ class Hosts:
                 spawn = {"op": "spawn", "path": path, "spec": asdict(spec()), "caps": self._caps}
                 self._zygote(spawn)
                 time.sleep(0.005)
+        answer: Any = None
         with sock:
             sock.settimeout(self._answer_timeout_s)
             try:
                 wire.write(sock, message)
                 answer = wire.read(sock)
+                if stuck_after_s is not None and answer == STARTED:
+                    # The host took the request up: from now on it has stuck_after_s.
+                    sock.settimeout(stuck_after_s + 1.0)
+                    answer = wire.read(sock)
             except TimeoutError:
-                raise SessionBusy(
-                    "this session's host did not answer in time; try again in a moment"
-                ) from None
+                if stuck_after_s is None or answer != STARTED:
+                    raise SessionBusy(
+                        "this session's host did not answer in time; try again in a moment"
+                    ) from None
+                self.kill(session_id)  # from outside: whatever the program did to it
+                raise ProgramStuck(stuck_message(stuck_after_s)) from None
             except (wire.WireError, ConnectionError):
                 raise HostDied(
                     "the session's host ended while answering (it may have run out of "
                     "memory); the next request replays the session to where it was"
                 ) from None
         if not _well_formed(answer):  # a host that ran edited code is not trusted
-            raise RuntimeError("the session's host sent a malformed answer")
+            self.kill(session_id)
+            raise HostDied(MALFORMED)
         if "ok" in answer:
             return answer
         raise _refusal(answer)
@@ -223,6 +258,12 @@ def _connect(path: str) -> socket.socket:
     return sock
 
 
+MALFORMED = (
+    "the session's host sent an answer that is not one (its program may have changed "
+    "it); the host was ended, and the next request replays the session"
+)
+
+
 def _well_formed(answer: Any) -> bool:
     """An answer: an object with an ``error``, or an ``ok`` with the cursor and the stamp
     of the move that set it."""
@@ -257,6 +298,10 @@ def _refusal(answer: dict[str, Any]) -> Exception:
         return CpuSpent(message)
     if kind == "stuck":
         return ProgramStuck(message)
+    if kind == "program":
+        return ProgramFailed(
+            f"the program's objects could not be shown ({message}); change the code that made them"
+        )
     if kind == "step_unavailable":
         return StepUnavailable(message)
     return RuntimeError(f"the session's host failed: {message}")

@@ -6,7 +6,7 @@ import ast
 import math
 import time
 from collections import OrderedDict
-from itertools import pairwise
+from itertools import islice, pairwise
 from typing import Any
 
 import torch
@@ -558,6 +558,8 @@ class Session:
                 for frame in run.frames[1:]
             ],
         }
+        if self.lesson.edited:  # a program may bind thousands of names, or huge ones
+            state = _bounded_state(state)
         self._states.put(run.cursor, state)
         return state
 
@@ -679,3 +681,32 @@ class Session:
         else:
             kept[name] = detail
         return detail
+
+
+# What the State of an edited program lists at most: names per scope, a name's length,
+# frames (a learner's program is free to bind 20,000 names, or one of a megabyte).
+MAX_NAMES = 256
+MAX_NAME_LENGTH = 128
+MAX_FRAMES = 32
+
+
+def _bounded_names(named: dict[str, Any]) -> dict[str, Any]:
+    short = ((name, value) for name, value in named.items() if len(name) <= MAX_NAME_LENGTH)
+    return dict(islice(short, MAX_NAMES))
+
+
+def _bounded_state(state: dict[str, Any]) -> dict[str, Any]:
+    frames = state["frames"][-MAX_FRAMES:]
+    return {
+        **state,
+        "variables": _bounded_names(state["variables"]),
+        "scalars": _bounded_names(state["scalars"]),
+        "frames": [
+            {
+                **frame,
+                "variables": _bounded_names(frame["variables"]),
+                "scalars": _bounded_names(frame["scalars"]),
+            }
+            for frame in frames
+        ],
+    }

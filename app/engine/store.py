@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from app.engine.host import HostSpec
+from app.engine.host import STUCK_GRACE_S, HostSpec
 from app.engine.hosts import Hosts
 from app.engine.records import Records, SessionRecord
 from app.engine.session import Session
@@ -244,6 +244,14 @@ class SessionStore:
 
     # -- mechanics -------------------------------------------------------
 
+    def _stuck_after(self, record: SessionRecord) -> float | None:
+        """How long a host running edited code may take to answer once it took the
+        request up (None: a lesson's host): a step stops at the step time, and one
+        operation gets the grace its host's own watchdog gives it."""
+        if record.source is None:
+            return None
+        return self._limits.step_time_s + STUCK_GRACE_S
+
     def _record(self, session_id: str) -> SessionRecord:
         """The session's record (UnknownSession: none, or expired)."""
         now = self._clock()
@@ -266,7 +274,7 @@ class SessionStore:
 
         # The record tells a host this replica did not move to follow another's moves.
         sent = {**message, "record": {"cursor": record.cursor, "moved": record.moved}}
-        answer = self.hosts.call(spec, sent, session_id)
+        answer = self.hosts.call(spec, sent, session_id, stuck_after_s=self._stuck_after(record))
         result = answer["ok"]
         # Used until now: a long step (or a host's start) does not count as idle time.
         used = max(now, self._clock())

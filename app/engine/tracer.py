@@ -34,7 +34,16 @@ from app.engine.recorder import Recorder
 from app.engine.snapshot import scope_tensors
 from app.engine.workers import WorkerPool
 
-__all__ = ["STEP_KINDS", "Event", "Goal", "IterationStart", "LessonProgram", "Run", "Stop"]
+__all__ = [
+    "STEP_KINDS",
+    "Event",
+    "Goal",
+    "IterationStart",
+    "LessonProgram",
+    "Run",
+    "Stop",
+    "bounded_text",
+]
 
 STEP_KINDS = ("event", "line", "phase", "iteration", "end")
 
@@ -203,7 +212,7 @@ class Output:
         self, *values: object, sep: str | None = " ", end: str | None = "\n", **_: Any
     ) -> None:
         """`print` for the program: to this output, whatever ``file`` it names."""
-        self.write((" " if sep is None else sep).join(map(_text, values)))
+        self.write((" " if sep is None else sep).join(map(bounded_text, values)))
         self.write("\n" if end is None else end)
 
     def write(self, text: str) -> None:
@@ -221,7 +230,7 @@ class Output:
         return f"[{self.dropped} earlier characters not kept]\n{self._text}"
 
 
-def _text(value: object) -> str:
+def bounded_text(value: object) -> str:
     """``str(value)``, bounded; a value whose ``__str__`` fails is shown by its type."""
     try:
         return str(value)[:_MESSAGE_LIMIT]
@@ -235,7 +244,7 @@ _MESSAGE_LIMIT = 4000
 
 def _error(exc: BaseException, line: int | None) -> dict[str, Any]:
     """The program's own error, as State.error shows it."""
-    return {"type": type(exc).__name__, "message": _text(exc), "line": line}
+    return {"type": type(exc).__name__, "message": bounded_text(exc), "line": line}
 
 
 class Run:

@@ -34,10 +34,11 @@ def read(sock: socket.socket, limit: int = MAX_MESSAGE) -> Any:
     (length,) = _LENGTH.unpack(_exactly(sock, _LENGTH.size))
     if length > limit:
         raise WireError(f"a message of {length} bytes is over the limit of {limit}")
+    data = _exactly(sock, length)
     try:
-        return json.loads(_exactly(sock, length))
-    except ValueError as exc:
-        raise WireError(f"a message is not JSON: {exc}") from None
+        return json.loads(data)
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
+        raise WireError(f"a message is not JSON: {type(exc).__name__}") from None
 
 
 def _exactly(sock: socket.socket, size: int) -> bytes:

@@ -108,6 +108,9 @@ ARGUMENTS: dict[str, tuple[int, tuple[int, ...]]] = {
 #: Allowed when they name this process: name -> (arguments fixed before the process's
 #: argument, as (index, value) pairs; whether 0, "this process", is also accepted).
 #: kill(0) would signal the whole process group (the zygote and every host): pid only.
+#: Nothing that sets a priority or a scheduling class (setpriority, sched_setscheduler,
+#: sched_setparam, ioprio_set): a server with CAP_SYS_NICE (root) would let a host
+#: raise its own, and make itself real-time, starving the server.
 OWN_PROCESS: dict[str, tuple[tuple[tuple[int, int], ...], bool]] = {
     "kill": ((), False),
     "tgkill": ((), False),
@@ -115,11 +118,7 @@ OWN_PROCESS: dict[str, tuple[tuple[tuple[int, int], ...], bool]] = {
     "sched_getaffinity": ((), True),
     "sched_setaffinity": ((), True),
     "sched_getparam": ((), True),
-    "sched_setparam": ((), True),
     "sched_getscheduler": ((), True),
-    "sched_setscheduler": ((), True),
     "getpriority": (((0, 0),), True),  # PRIO_PROCESS only: PRIO_PGRP would reach the zygote
-    "setpriority": (((0, 0),), True),
     "ioprio_get": (((0, 1),), True),  # IOPRIO_WHO_PROCESS
-    "ioprio_set": (((0, 1),), True),
 }
