@@ -22,8 +22,9 @@ that runs edited code calls `confine` once, single-threaded, before it starts a 
   serving use; anything else answers EPERM (a clear Python error, not a kill), and
   ``clone3`` answers ENOSYS so that glibc starts threads with ``clone``, which is
   allowed for threads only. No socket, connect, bind, fork, exec, ptrace, namespace,
-  mount, BPF, io_uring or keyring call; the calls that name a process (kill,
-  setpriority, prlimit, sched_setaffinity, …) may name the host itself only.
+  mount, BPF, io_uring or keyring call, and no priority or scheduling-class change
+  (a root server's host could make itself real-time); the calls that name a process
+  (kill, prlimit, sched_setaffinity, …) may name the host itself only.
 
 What it does NOT protect against (the host is not a hardened VM):
 - the CPU it is given: cache and timing side channels, the load it puts on a core;
