@@ -218,15 +218,21 @@ def test_an_edit_runs_and_steps_with_its_changes_marked_and_the_lessons_notes_ke
     assert unpack(page.url) == edited
 
 
+def open_link(explorer: Explorer, link: str) -> list[dict[str, Any]]:
+    """Open ``link``; return the list that gets the sessions the page creates from now."""
+    requests = sessions_created(explorer.page)
+    explorer.page.goto(link)
+    explorer.wait()
+    return requests
+
+
 def test_a_link_with_code_opens_the_editor_and_runs_nothing_until_the_click(
     browser: Browser, server: LiveServer, console: ConsoleWatch, edited: str
 ) -> None:
     link = f"{server.url}/lessons/autograd?{SMALL}&cursor=5{pack(edited)}"
     with explorer_in(browser, server, console, **WINDOW) as reader:
         page = reader.page
-        requests = sessions_created(page)
-        page.goto(link)
-        reader.wait()
+        requests = open_link(reader, link)
         expect(page.get_by_test_id("editor")).to_be_visible()
         expect(page.locator('[data-field="edit-notice"]')).to_have_text(
             re.compile(r"code that someone else wrote.*only when you press Run my version")
@@ -253,9 +259,7 @@ def test_a_link_with_code_opens_the_editor_and_runs_nothing_until_the_click(
     # Another reader: asked again; Cancel gives them the lesson's own program.
     with explorer_in(browser, server, console, **WINDOW) as other:
         page = other.page
-        requests = sessions_created(page)
-        page.goto(link)
-        other.wait()
+        requests = open_link(other, link)
         expect(other.button("Run my version")).to_be_focused()
         assert requests == []
         other.press("Cancel")
