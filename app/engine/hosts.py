@@ -126,12 +126,19 @@ class Hosts:
                     sock.settimeout(stuck_after_s + 1.0)
                     answer = wire.read(sock)
             except TimeoutError:
-                if stuck_after_s is None or answer != STARTED:
+                if stuck_after_s is None:
                     raise SessionBusy(
                         "this session's host did not answer in time; try again in a moment"
                     ) from None
-                self.kill(session_id)  # from outside: whatever the program did to it
-                raise ProgramStuck(stuck_message(stuck_after_s)) from None
+                # From outside, whatever the program did to its host (even to the notice).
+                self.kill(session_id)
+                if answer == STARTED:
+                    raise ProgramStuck(stuck_message(stuck_after_s)) from None
+                raise ProgramStuck(
+                    f"this program's session host did not answer for "
+                    f"{self._answer_timeout_s:g} s (its program may have changed it), so it "
+                    "was ended; the session goes back to where its last answered step left it"
+                ) from None
             except (wire.WireError, ConnectionError):
                 raise HostDied(
                     "the session's host ended while answering (it may have run out of "

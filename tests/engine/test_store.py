@@ -18,12 +18,12 @@ from pathlib import Path
 import pytest
 
 from app.engine.host import QUIET_S
-from app.engine.hosts import CpuSpent, HostDied, Hosts, SessionBusy
+from app.engine.hosts import CpuSpent, HostDied, Hosts, ProgramStuck, SessionBusy
 from app.engine.records import SQLiteRecords
 from app.engine.session import Session
 from app.engine.store import HostLimits, SessionStore, TooManySessions, UnknownSession
 from app.lessons.config import Limits, resolve_config
-from app.lessons.registry import get_lesson
+from app.lessons.registry import edited, get_lesson
 from app.settings import Settings
 
 SMALL = {"N": 8, "D_in": 16, "H": 8, "D_out": 4, "iterations": 3}
@@ -391,3 +391,43 @@ def test_the_hosts_end_with_the_processes_that_use_them(tmp_path):
     while (tmp_path / "hosts" / "zygote.sock").exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not (tmp_path / "hosts" / "zygote.sock").exists()
+
+
+def test_a_host_of_edited_code_that_hides_it_took_a_request_is_ended_from_outside(
+    make_store,
+):
+    # The program silences its host's "started" notice and stops its watchdog, then
+    # never returns: the worker still ends the host once its answer is late.
+    store = make_store(step_time_s=1.0)
+    store.hosts._answer_timeout_s = 4.0
+    source = (
+        "import torch\nsys = torch.sys\nhost = sys.modules['app.engine.host']\n"
+        "wire = sys.modules['app.engine.wire']\n"
+        "class Quiet:\n"
+        "    read = staticmethod(wire.read)\n"
+        "    def write(self, conn, message):\n"
+        "        if message != {'started': True}:\n"
+        "            wire.write(conn, message)\n"
+        "class Frozen:\n"
+        "    def __getattr__(self, name):\n"
+        "        return getattr(sys.modules['time'], name)\n"
+        "    def sleep(self, seconds):\n"
+        "        sys.modules['threading'].Event().wait()\n"
+        "host.wire, host.time = Quiet(), Frozen()\n"
+        "x = 1\n"
+        "sys.settrace(None)\n"
+        "exec('while True: pass')\n"
+    )
+    lesson = edited(get_lesson("autograd"), source)
+    session_id = store.create(lesson=lesson, config=dict(lesson.defaults))["id"]
+    before = store.step(session_id, by="line", count=1)
+    while before["line"] != 17:  # the line before the loop: the host is rigged
+        before = store.step(session_id, by="line", count=1)
+    assert before["error"] is None
+    pid = store.ping(session_id)["pid"]
+    started = time.monotonic()
+    with pytest.raises(ProgramStuck, match="did not answer for 4 s"):
+        store.step(session_id, by="end", count=1)
+    assert time.monotonic() - started < 4.0 + 2.0
+    assert _gone_within(pid, 1.0)
+    assert store.state(session_id)["cursor"] == before["cursor"]  # replayed, a new host
