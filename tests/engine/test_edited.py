@@ -8,7 +8,7 @@ import torch
 
 from app.engine.session import Session, StepUnavailable
 from app.lessons.plain import run_plain
-from app.lessons.registry import MAX_SOURCE_BYTES, EditError, edited, get_lesson
+from app.lessons.registry import LESSONS, MAX_SOURCE_BYTES, EditError, edited, get_lesson
 
 SMALL = {"N": 8, "D_in": 12, "H": 6, "D_out": 3, "iterations": 4}
 
@@ -233,5 +233,32 @@ def test_an_edit_imports_only_the_allowed_modules_and_opens_no_file(statement):
         error = session.state()["error"]
         assert error["line"] == 3
         assert error["type"] == ("NameError" if "open" in statement else "ImportError")
+    finally:
+        session.close()
+
+
+@pytest.mark.parametrize("lesson_id", list(LESSONS))
+def test_every_lesson_edited_runs_as_its_plain_run_does(lesson_id):
+    # A line more at the top (every later line moves) and a print at the end: the edit
+    # keeps the lesson's notes on their lines, and computes what a plain run of it does.
+    lesson = get_lesson(lesson_id)
+    source = "# my version\n" + lesson.source + "\nprint('last loss', losses[-1:])\n"
+    edit = edited(lesson, source)
+    assert edit.notes == {line + 1: note for line, note in lesson.notes.items()}
+    config = {**SMALL, "iterations": 3}
+    config = {name: value for name, value in config.items() if name in lesson.fields}
+    plain = run_plain(edit, config)
+
+    session = Session(id="s", lesson=edit, config=config)
+    try:
+        session.step(by="end")
+        state = session.state()
+        assert state["done"] and state["losses"] == plain["losses"]
+        failed = plain.get("__error__")
+        assert (state["error"] or {}).get("type") == (type(failed).__name__ if failed else None)
+        if failed is None:
+            assert state["output"] == f"last loss {plain['losses'][-1:]}\n"
+        for tensor, value in _plain_numbers(plain).items():
+            assert torch.equal(session._run.scope[tensor].detach(), value), tensor
     finally:
         session.close()

@@ -7,6 +7,7 @@ import socket
 import sqlite3
 import subprocess
 import time
+from dataclasses import replace
 
 import pytest
 
@@ -78,6 +79,18 @@ def test_add_then_get_round_trips_exactly(records):
 
     assert found == record
     assert type(found.config["learning_rate"]) is float  # 1.0 stays a float, not 1
+
+
+def test_an_edited_sessions_source_round_trips_exactly(records):
+    source = "import torch\nprint('é 中文 \\u2028', \"quotes\")\n" * 50
+    record = replace(_record(), source=source)
+
+    assert records.add(record, limit=10)
+    records.touch(record.id, cursor=7, last_used=1001.0, moved=5.0)
+
+    found = records.get(record.id)
+    assert found is not None and found.source == source and found.cursor == 7
+    assert records.get(record.id) == replace(record, cursor=7, last_used=1001.0, moved=5.0)
 
 
 def test_get_unknown_is_none(records):
