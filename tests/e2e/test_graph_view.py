@@ -23,9 +23,11 @@ pytestmark = pytest.mark.e2e
 #: Smallest label in sight, in CSS px (DESIGN.md §8).
 MIN_LABEL_PX = 11.0
 
-#: Wait for the graph's transitions (≤ 250 ms) to end; endless animations aside.
+#: Wait for the graph's transitions (≤ 250 ms) to end; endless animations aside, and the
+#: rest of the page's (a changed variable's 0.9 s flash) too: they move no node.
 SETTLE = """async () => {
-  const running = document.getAnimations()
+  const graph = document.querySelector('[data-testid="graph"]');
+  const running = graph.getAnimations({ subtree: true })
     .filter((a) => a.effect?.getTiming().iterations !== Infinity);
   await Promise.all(running.map((a) => a.finished.catch(() => null)));
   await new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve)));
