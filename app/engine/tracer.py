@@ -407,8 +407,6 @@ class Run:
                 exec(self._code, self.scope)
         except _Abort:
             return False
-        except EventLimit as exc:
-            self.error = {"type": "EventLimit", "message": str(exc), "line": self._line}
         except BaseException as exc:  # the lesson's own error is its outcome
             self.error = _error(exc, self._line)
         finally:
