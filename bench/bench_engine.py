@@ -18,7 +18,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from app.engine.session import Session
+from app.engine.session import Session, settle
 from app.lessons.plain import run_plain
 from app.lessons.registry import get_lesson
 
@@ -176,7 +176,9 @@ def _with_checkpoints(program: Any, config: dict[str, object], events: int) -> d
     while (target := session.checkpoint_target()) is not None:
         run = session.new_run()
         run.advance("event", target)
-        session.add_checkpoint(run)
+        settle(run)  # as the host does: a run paused inside a CUDA backward is not kept
+        if not session.add_checkpoint(run):
+            break
     built = time.perf_counter() - start
     kept = session.checkpoints
     figures = {

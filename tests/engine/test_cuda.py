@@ -106,7 +106,10 @@ def test_checkpoints_never_hold_the_device_thread() -> None:
             session.step(by="event")
         inside = session.cursor
         assert session._run.parked_elsewhere
-        session.seek(cursor=5)  # the program left inside backward is closed, not kept
+        # A seek back that replays (not one to a view kept of cursor 5): the program
+        # left inside backward is closed, not kept.
+        session._replay(5)
+        assert session.cursor == 5 and not session._run.parked_elsewhere
         assert session.checkpoints == []
         run = session.new_run()
         run.advance("event", inside)
