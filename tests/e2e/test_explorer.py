@@ -178,6 +178,11 @@ def test_the_inplace_error_is_explained_with_version_counters(explorer: Explorer
     expect(panel).to_contain_text("modified by an inplace operation")
     expect(panel).to_contain_text("version counter")
     expect(panel).to_contain_text("saved at version 0")
+    # The explanation is folded, so the variables stay in sight; it opens on a click.
+    explain = panel.locator('[data-field="error-explain"]')
+    expect(explain.get_by_text("version counter")).to_be_hidden()
+    explain.get_by_text("What does this mean?").click()
+    expect(explain.get_by_text("version counter")).to_be_visible()
     expect(explorer.graph.locator("g.node.stale").first).to_be_visible()
     expect(explorer.variable("b")).to_have_attribute("data-version", "1")
 

@@ -146,7 +146,9 @@ export function render(error, lang, { line = null, lineText = "", stale = null }
   const box = field(panel, "error-explain");
   box.lang = explanation?.[lang] ? lang : "en";
   box.replaceChildren(
-    h("h3", { text: lang === "zh" ? "这是什么意思？" : "What does this mean?" }),
+    // Folded by default, so the variables stay in sight beside the error; it stays as
+    // the learner leaves it from one state to the next.
+    h("summary", { text: lang === "zh" ? "这是什么意思？" : "What does this mean?" }),
     ...paragraphs.map((text) => h("p", { text: fill(text) })),
   );
 }
