@@ -199,6 +199,25 @@ def test_every_label_in_sight_is_readable_at_every_stage(
     print(lesson, {k: round(v, 1) for k, v in seen.items()})
 
 
+@pytest.mark.parametrize("lesson", ["static_graph", "custom_module", "dynamic_net"])
+def test_the_largest_graphs_are_readable_at_every_step(
+    opened: Any, explorer: Explorer, lesson: str
+) -> None:
+    """The issue's "done when": every event of the first iteration, one Step at a time."""
+    session = opened(lesson)
+    smallest, steps = math.inf, 0
+    while steps < 400:
+        press(explorer, "Step")
+        steps += 1
+        state = session.state()
+        smallest = min(smallest, smallest_label(explorer, f"{lesson} at {state['cursor']}"))
+        if state["done"] or state["iteration"] >= 1:
+            break
+    assert session.state()["iteration"] >= 1, f"{lesson}: {steps} steps did not finish one"
+    assert smallest < math.inf, f"{lesson}: no label in sight at any step"
+    print(lesson, steps, "steps, smallest label", round(smallest, 1), "px")
+
+
 @pytest.mark.parametrize("lesson", [x for x in LESSON_IDS if x not in ("numpy", "tensors")])
 def test_nodes_keep_their_place_within_the_second_iteration(
     opened: Any, explorer: Explorer, lesson: str
