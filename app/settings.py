@@ -215,16 +215,16 @@ class Settings(BaseSettings):
         default=3,
         gt=0,
         description=(
-            "Steps and seeks one browser has running at once in one worker process; "
-            "another gets 429 naming this cap."
+            "Steps and seeks one browser has running at once, across the worker "
+            "processes that share host_dir; another gets 429 naming this cap."
         ),
     )
     max_steps_per_address: int = Field(
         default=32,
         gt=0,
         description=(
-            "Steps and seeks one client address has running at once in one worker "
-            "process; another gets 429 naming this cap."
+            "Steps and seeks one client address has running at once, across the "
+            "worker processes that share host_dir; another gets 429 naming this cap."
         ),
     )
 

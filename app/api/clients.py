@@ -28,6 +28,8 @@ from fastapi.responses import JSONResponse
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.api.places import Place, StepPlaces
+
 __all__ = [
     "COOKIE",
     "Client",
@@ -140,8 +142,9 @@ class ClientCaps:
       (so the access log and URLs show the real client).
     - A page answer (text/html) to a request without a valid token sets a new one:
       HttpOnly, SameSite=Lax, Secure over https, for a year.
-    - Steps and seeks (POST /api/sessions/{id}/step|seek) running at once in this process
-      are capped per browser and per address: one more answers 429 naming the cap.
+    - Steps and seeks (POST /api/sessions/{id}/step|seek) running at once are capped per
+      browser and per address, across every worker process that shares `places` (see
+      app.api.places): one more answers 429 naming the cap.
     """
 
     def __init__(
@@ -151,11 +154,12 @@ class ClientCaps:
         trusted_proxies: Sequence[str] = (),
         steps_per_browser: int,
         steps_per_address: int,
+        places: StepPlaces,
     ) -> None:
         self.app = app
         self.trusted = parse_networks(trusted_proxies)
         self.caps = {"browser": steps_per_browser, "address": steps_per_address}
-        self.running: dict[str, int] = {}
+        self.places = places
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -180,23 +184,20 @@ class ClientCaps:
         if scope["method"] != "POST" or not _STEP_PATH.match(scope["path"]):
             await self.app(scope, receive, send)
             return
-        keys = [("browser", client.browser), ("address", client.address)]
-        counted = [key for _, key in keys if key is not None]
-        for cap, key in keys:
-            if key is not None and self.running.get(key, 0) >= self.caps[cap]:
-                await self._refuse(cap, scope, receive, send)
-                return
-        for key in counted:
-            self.running[key] = self.running.get(key, 0) + 1
+        taken: list[Place] = []
         try:
+            for cap, key in (("browser", client.browser), ("address", client.address)):
+                if key is None:
+                    continue
+                place = self.places.take(key, self.caps[cap])
+                if place is None:
+                    await self._refuse(cap, scope, receive, send)
+                    return
+                taken.append(place)
             await self.app(scope, receive, send)
         finally:
-            for key in counted:
-                left = self.running[key] - 1
-                if left:
-                    self.running[key] = left
-                else:
-                    del self.running[key]
+            for place in taken:
+                self.places.give_back(place)
 
     async def _refuse(self, cap: str, scope: Scope, receive: Receive, send: Send) -> None:
         who = "this browser" if cap == "browser" else "your network address"

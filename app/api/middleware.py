@@ -17,6 +17,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.clients import ClientCaps
+from app.api.places import StepPlaces
 from app.settings import Settings
 
 __all__ = [
@@ -57,6 +58,7 @@ def install_middleware(app: FastAPI, settings: Settings) -> None:
         trusted_proxies=settings.trusted_proxies,
         steps_per_browser=settings.max_steps_per_browser,
         steps_per_address=settings.max_steps_per_address,
+        places=StepPlaces(settings.hosts_folder() / "steps"),
     )
     app.add_middleware(TrustedHosts, allowed_hosts=settings.allowed_hosts)
     app.add_middleware(SecurityHeaders)

@@ -11,15 +11,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import subprocess
+import sys
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
 import pytest
 
 from app.api.clients import COOKIE, ClientCaps, browser_key, client_address, parse_networks
+from app.api.places import StepPlaces
 from app.main import SessionIdFilter, short_hash
 from app.settings import Settings
+from tests.conftest import ROOT
 
 SMALL: dict[str, Any] = {"N": 8, "D_in": 16, "H": 8, "D_out": 4, "iterations": 3}
 BODY = {"lesson": "autograd", "config": SMALL}
@@ -169,11 +175,15 @@ def _scope(path: str, address: str, cookie: str | None = None) -> dict[str, Any]
     }
 
 
-def test_steps_running_at_once_are_capped_per_browser_and_per_address():
+def test_steps_running_at_once_are_capped_per_browser_and_per_address(tmp_path):
+    places = StepPlaces(tmp_path / "steps")
+
     async def main() -> list[int]:
         gate = asyncio.Event()
         started: list[str] = []
-        caps = ClientCaps(_fake_app(gate, started), steps_per_browser=2, steps_per_address=3)
+        caps = ClientCaps(
+            _fake_app(gate, started), steps_per_browser=2, steps_per_address=3, places=places
+        )
         statuses: list[int] = []
 
         async def call(scope: dict[str, Any]) -> None:
@@ -202,7 +212,9 @@ def test_steps_running_at_once_are_capped_per_browser_and_per_address():
         await asyncio.sleep(0.01)
         gate.set()
         await asyncio.gather(*running, other, read)
-        assert caps.running == {}  # every finished step gave its place back
+        # every finished step gave its place back, and no place file is left
+        assert places.held(browser_key(one), 2) == places.held("ip:192.0.2.1", 3) == 0
+        assert list(places.folder.iterdir()) == []
         # Once they finished, the browser steps again.
         await call(_scope("/api/sessions/s1/step", "192.0.2.1", one))
         return statuses
@@ -221,10 +233,11 @@ def test_a_step_past_the_cap_answers_429_naming_it(make_api):
         caps = caps.app
     _browser(api)
     session = api.post("/api/sessions", json=BODY).json()
-    caps.running[_key(api)] = 1  # a step of this browser is running
+    place = caps.places.take(_key(api), 1)  # a step of this browser is running
+    assert place is not None
 
     refused = api.post(f"/api/sessions/{session['id']}/step", json={"by": "event"})
-    caps.running.clear()
+    caps.places.give_back(place)
     allowed = api.post(f"/api/sessions/{session['id']}/step", json={"by": "event"})
 
     assert refused.status_code == 429
@@ -235,6 +248,45 @@ def test_a_step_past_the_cap_answers_429_naming_it(make_api):
 
 def _key(api) -> str:
     return browser_key(api.client.cookies[COOKIE])
+
+
+_HOLD = """
+import sys, time
+from pathlib import Path
+from app.api.places import StepPlaces
+places = StepPlaces(Path(sys.argv[1]))
+held = [places.take(sys.argv[2], 2) for _ in range(2)]
+assert all(held)
+print("held", flush=True)
+time.sleep(600)
+"""
+
+
+def test_places_are_shared_by_processes_and_freed_when_one_dies(tmp_path):
+    """Another worker's steps count (its places are flocks on shared files), and a worker
+    killed in the middle of its steps leaves none of them taken."""
+    places = StepPlaces(tmp_path / "steps")
+    other = subprocess.Popen(
+        [sys.executable, "-c", _HOLD, str(places.folder), "ip:192.0.2.9"],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    try:
+        assert other.stdout is not None and other.stdout.readline().strip() == "held"
+        assert places.held("ip:192.0.2.9", 2) == 2
+        assert places.take("ip:192.0.2.9", 2) is None  # the cap of 2 is reached
+        mine = places.take("ip:192.0.2.10", 2)  # another client's places are its own
+        assert mine is not None
+        places.give_back(mine)
+    finally:
+        other.kill()
+        other.wait()
+    assert places.held("ip:192.0.2.9", 2) == 0  # the kernel dropped the dead one's locks
+    place = places.take("ip:192.0.2.9", 2)
+    assert place is not None
+    places.give_back(place)
+    assert list(places.folder.iterdir()) == []
 
 
 # --- real processes, one loopback address per client ---------------------------------
@@ -284,3 +336,34 @@ def test_forwarded_for_is_believed_from_the_configured_proxy_only(live_server):
 
     assert [r.status_code for r in via_proxy] == [201, 201, 429]
     assert [r.status_code for r in lies] == [201, 429]  # counted as 127.0.0.3 both times
+
+
+@pytest.mark.slow
+def test_a_browsers_step_cap_holds_across_worker_processes(live_server):
+    """Two servers on one data folder, as two worker processes of one are: a browser
+    with a step running in one gets 429 for a step sent to the other."""
+    env = {"AGX_MAX_STEPS_PER_BROWSER": "1"}
+    one, two = live_server(env), live_server(env)
+    long_run = {"lesson": "custom_module", "config": {"iterations": 10000}}
+    with httpx.Client(base_url=one.url, timeout=60) as first:
+        first.get("/")
+        token = first.cookies[COOKIE]
+        made = first.post("/api/sessions", json=long_run)
+        assert made.status_code == 201, made.text
+        running = made.json()["id"]
+        with httpx.Client(base_url=two.url, cookies={COOKIE: token}, timeout=60) as second:
+            other = second.post("/api/sessions", json=BODY).json()["id"]
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                long_step = pool.submit(
+                    first.post, f"/api/sessions/{running}/step", json={"by": "end"}
+                )
+                time.sleep(1.0)  # it is running (a run of 10,000 iterations takes seconds)
+                assert not long_step.done()
+                refused = second.post(f"/api/sessions/{other}/step", json={"by": "event"})
+                first.post(f"/api/sessions/{running}/cancel")
+                assert long_step.result().status_code == 200
+            after = second.post(f"/api/sessions/{other}/step", json={"by": "event"})
+
+    assert refused.status_code == 429, refused.text
+    assert "browser step cap" in refused.json()["detail"]
+    assert after.status_code == 200, after.text
