@@ -14,9 +14,10 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 
-from tests.e2e.conftest import LESSON_IDS, SMALL, Explorer
+from tests.conftest import ConsoleWatch, LiveServer
+from tests.e2e.conftest import LESSON_IDS, SMALL, Explorer, explorer_in
 
 pytestmark = pytest.mark.e2e
 
@@ -449,3 +450,81 @@ def test_a_step_is_one_round_trip_and_a_large_graph_opens_readable(
         and area["y"] - 1 <= last["y"]
         and last["y"] + last["height"] <= area["y"] + area["height"] + 1
     )
+
+
+#: Record every transition and animation the graph starts: its property or name, and
+#: its duration and delay in ms (read when it starts, before it ends).
+COLLECT_MOTION = """() => {
+  window.__motion = [];
+  const box = document.querySelector('[data-testid="graph"]');
+  const note = (event) => {
+    for (const a of event.target.getAnimations()) {
+      const t = a.effect.getComputedTiming();
+      window.__motion.push({
+        what: a.transitionProperty ?? a.animationName ?? "?",
+        ms: Number(t.duration) + Number(t.delay ?? 0),
+        endless: t.iterations === Infinity,
+      });
+    }
+  };
+  box.addEventListener("transitionrun", note, true);
+  box.addEventListener("animationstart", note, true);
+}"""
+
+
+def _motion_of_steps(explorer: Explorer) -> list[dict[str, Any]]:
+    """What the graph animates while the second iteration's forward pass grows."""
+    explorer.open("autograd")
+    press(explorer, "Next iteration")
+    explorer.page.evaluate(COLLECT_MOTION)
+    for _ in range(4):
+        press(explorer, "Step")
+    return list(explorer.page.evaluate("window.__motion"))
+
+
+def test_transitions_take_at_most_250_ms(explorer: Explorer) -> None:
+    motion = _motion_of_steps(explorer)
+    finite = [m for m in motion if not m["endless"]]
+    assert finite, "the growing graph animated nothing"
+    assert all(m["ms"] <= 250 for m in finite), [m for m in finite if m["ms"] > 250]
+
+
+def test_no_transition_runs_under_reduced_motion(
+    browser: Browser, server: LiveServer, console: ConsoleWatch
+) -> None:
+    with explorer_in(browser, server, console, reduced_motion="reduce") as explorer:
+        assert _motion_of_steps(explorer) == []
+
+
+def test_the_view_follows_the_focus_until_the_user_pans(opened: Any, explorer: Explorer) -> None:
+    page = explorer.page
+    session = opened("dynamic_net")
+    assert to_phase(explorer, session, "backward")
+    transform = "document.querySelector('[data-testid=\"graph\"] svg .viewport').style.transform"
+    focus = explorer.graph.locator("g.node.focus")
+
+    def in_view() -> bool:
+        area, node = explorer.graph.bounding_box(), focus.bounding_box()
+        assert area and node
+        return bool(
+            area["x"] <= node["x"] + node["width"] / 2 <= area["x"] + area["width"]
+            and area["y"] <= node["y"] + node["height"] / 2 <= area["y"] + area["height"]
+        )
+
+    for _ in range(4):  # followed: the current node is in sight after every step
+        press(explorer, "Step")
+        assert in_view()
+    area = explorer.graph.bounding_box()
+    assert area
+    x, y = area["x"] + area["width"] / 2, area["y"] + area["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + 12, y + 8, steps=4)
+    page.mouse.up()
+    settle(explorer)
+    panned = page.evaluate(transform)
+    press(explorer, "Step")
+    if in_view():  # the learner's view is kept while the current node is in it
+        assert page.evaluate(transform) == panned
+    else:  # else it moves just enough to bring the node back, at the same zoom
+        assert page.evaluate(transform).split("scale")[1] == panned.split("scale")[1]
