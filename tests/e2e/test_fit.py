@@ -102,15 +102,19 @@ MEASURE = """() => {
 }"""
 
 
-#: Resolves once the next frames are drawn and every (finite) transition has ended: the
-#: drawing's glide to a focused node is a CSS transition, started in a frame after focus.
+#: Resolves once nothing moves: no (finite) transition or animation running for two
+#: frames in a row. The drawing's glide to a focused node is a CSS transition started in
+#: a frame after the focus, and the page's scroll to it comes in another.
 SETTLED = """async () => {
   const frames = () => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
-  await frames();
-  const running = document.getAnimations()
-    .filter((a) => a.effect?.getTiming().iterations !== Infinity);
-  await Promise.all(running.map((a) => a.finished.catch(() => null)));
-  await frames();
+  await new Promise((r) => setTimeout(r, 50));
+  for (let i = 0; i < 20; i++) {
+    await frames();
+    const running = document.getAnimations().filter((a) =>
+      a.playState === "running" && a.effect?.getTiming().iterations !== Infinity);
+    if (!running.length) return;
+    await Promise.all(running.map((a) => a.finished.catch(() => null)));
+  }
 }"""
 
 

@@ -63,8 +63,8 @@ export function bindLayout() {
   document.addEventListener("focusin", (event) => {
     const target = /** @type {Element} */ (event.target);
     if (!(target instanceof Element) || controls.contains(target) || target.closest(".popover")) return;
-    // After the browser's own scroll into view, and again after the drawing's glide to a
-    // focused node (≤ 250 ms).
+    // After the browser's own scroll into view, and again once the drawing's glide to a
+    // focused node (a transition of ≤ 250 ms) and any other has ended.
     const check = () => {
       if (document.activeElement !== target) return;
       const bar = controls.getBoundingClientRect();
@@ -72,8 +72,12 @@ export function bindLayout() {
       const box = seen(target);
       if (box && box.top < bar.bottom && box.bottom > bar.top) scrollBy({ top: box.top - bar.bottom - 8, behavior: "instant" });
     };
-    requestAnimationFrame(check);
-    setTimeout(check, 280);
+    requestAnimationFrame(() => {
+      check();
+      // getAnimations() brings the styles up to date: a glide just asked for is listed.
+      const moving = document.getAnimations().filter((a) => a.playState === "running" && a.effect?.getTiming().iterations !== Infinity);
+      if (moving.length) Promise.all(moving.map((a) => a.finished.catch(() => null))).then(check);
+    });
   });
 }
 
