@@ -18,7 +18,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from app.engine.session import Session, settle
+from app.engine.checkpoints import settle
+from app.engine.session import Session
 from app.lessons.plain import run_plain
 from app.lessons.registry import get_lesson
 

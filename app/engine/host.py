@@ -33,8 +33,9 @@ from typing import Any
 import torch
 
 from app.engine import wire
+from app.engine.checkpoints import settle
 from app.engine.gradcheck import GradcheckError
-from app.engine.session import GraphFreedError, Session, StepUnavailable, settle
+from app.engine.session import GraphFreedError, Session, StepUnavailable
 from app.engine.tracer import Run, Stop, bounded_text
 from app.lessons.registry import edited, get_lesson
 

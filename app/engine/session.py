@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
-import ast
 import math
 import time
 from collections import OrderedDict
-from itertools import islice, pairwise
+from itertools import islice
 from typing import Any
 
 import torch
 
+from app.engine.checkpoints import (
+    CHECKPOINTS,
+    REPLAY_WINDOW,
+    checkpoint_target,
+    least_useful,
+)
 from app.engine.gradcheck import gradcheck
 from app.engine.graph import build_graph
 from app.engine.hooks import Peek
-from app.engine.naming import ExpressionNames
+from app.engine.program import program_for
 from app.engine.snapshot import (
     SummaryCache,
     arrays,
@@ -23,18 +28,11 @@ from app.engine.snapshot import (
     scope_tensors,
     tensor_detail,
 )
-from app.engine.tracer import STEP_KINDS, LessonProgram, Run, Stop
+from app.engine.tracer import STEP_KINDS, Run, Stop
 from app.lessons.plain import lesson_globals
 from app.lessons.registry import Lesson
 
-__all__ = [
-    "OUT_OF_MEMORY_ERRORS",
-    "GraphFreedError",
-    "Session",
-    "StepUnavailable",
-    "program_for",
-    "settle",
-]
+__all__ = ["GraphFreedError", "Session", "StepUnavailable"]
 
 
 class GraphFreedError(Exception):
@@ -43,67 +41,6 @@ class GraphFreedError(Exception):
 
 class StepUnavailable(Exception):
     """A step the program cannot take: an edit without the training loop or phase tags."""
-
-
-_PROGRAMS: dict[str, LessonProgram] = {}
-
-
-def program_for(lesson: Lesson) -> LessonProgram:
-    """The tracer's view of a lesson (cached: lessons do not change while serving; a
-    learner's edit is made once per session)."""
-    program = None if lesson.edited else _PROGRAMS.get(lesson.id)
-    if program is None:
-        tree = ast.parse(lesson.source)
-        program = LessonProgram(
-            path=str(lesson.path),
-            source=lesson.source,
-            phases=dict(lesson.phases),
-            loop_body_line=lesson.loop_body_line,
-            first_line=_first_step(tree),
-            static_name="static_graph" if "make_fx" in lesson.source else None,
-            update_lines=_update_lines(tree, lesson),
-            quiet_lines=_docstring_lines(tree),
-            with_bodies={
-                node.lineno: node.body[-1].end_lineno or node.lineno
-                for node in ast.walk(tree)
-                if isinstance(node, ast.With)
-            },
-            expressions=ExpressionNames(lesson.source),
-            edited=lesson.edited,
-        )
-        if not lesson.edited:
-            _PROGRAMS[lesson.id] = program
-    return program
-
-
-def _docstring_lines(tree: ast.Module) -> frozenset[int]:
-    if ast.get_docstring(tree) is None:
-        return frozenset()
-    first = tree.body[0]
-    return frozenset(range(first.lineno, (first.end_lineno or first.lineno) + 1))
-
-
-def _first_step(tree: ast.Module) -> int:
-    """The line of the first statement that is a step (the docstring is none)."""
-    quiet = _docstring_lines(tree)
-    return next((node.lineno for node in tree.body if node.lineno not in quiet), 1)
-
-
-def _update_lines(tree: ast.Module, lesson: Lesson) -> frozenset[int]:
-    """The simple statements of the training loop's body in the `update` phase."""
-    loops = (node for node in tree.body if isinstance(node, ast.For))
-    loop = next((node for node in loops if node.lineno == lesson.loop_line), None)
-    if loop is None:  # an edit without the training loop
-        return frozenset()
-    compound = ast.With | ast.For | ast.While | ast.If | ast.Try
-    return frozenset(
-        node.lineno
-        for node in ast.walk(loop)
-        if isinstance(node, ast.stmt)
-        and not isinstance(node, compound)
-        and node is not loop
-        and lesson.phases.get(node.lineno) == "update"
-    )
 
 
 def _loss(value: Any) -> float | None:
@@ -163,48 +100,14 @@ class _Recent:
 # A replay walks the last REPLAY_WINDOW events before its target one at a time, keeping
 # their states, graphs and watched tensor details, for as long as that costs less than
 # REPLAY_SHARE of the replay itself (but at least REPLAY_FLOOR_S).
-REPLAY_WINDOW = 64
 REPLAY_SHARE = 0.25
 REPLAY_FLOOR_S = 0.02
-# Checkpoints: a session keeps up to CHECKPOINTS paused copies of its program at other
-# cursors (see Session). One more is worth building where a seek would otherwise walk
-# the program for longer than CHECKPOINT_GAP_S.
-CHECKPOINTS = 4
-CHECKPOINT_GAP_S = 0.1
 _TIMED_EVENTS = 256  # a walk at least this long measures the program's pace
-# The exceptions that tell what the device had left, not what the lesson does.
-OUT_OF_MEMORY_ERRORS = frozenset({"OutOfMemoryError"})
 _WATCHED = 2  # details kept for the last names asked for (the inspector shows one)
 
 
 def _stopped(stop: Stop | None) -> bool:
     return stop is not None and stop.reason is not None
-
-
-def settle(run: Run, limit: int | None = None) -> None:
-    """Move ``run`` on, event by event (up to cursor ``limit``), until it is paused in a
-    thread of its own, not inside a backward the autograd engine runs in its device
-    thread."""
-    while run.parked_elsewhere and not run.done and (limit is None or run.cursor < limit):
-        run.advance("event", 1)
-
-
-def _least_useful(cursors: list[int], live: int) -> int:
-    """The index of the checkpoint (of those at sorted ``cursors``) whose loss would
-    lengthen the walks it shortens the least, the program itself being at ``live``."""
-    points = sorted({0, live, *cursors})
-
-    def loss(cursor: int) -> int:
-        if cursor == live or cursors.count(cursor) > 1:
-            return 0  # another program is there already
-        at = points.index(cursor)
-        if points[at + 1 : at + 2] == [live] and live - cursor <= 2 * REPLAY_WINDOW:
-            return 1 << 62  # the one "Step back" goes on from: kept
-        # Without it, the walks it started go from the point before it.
-        return (points[at + 1] if at + 1 < len(points) else cursor) - points[at - 1]
-
-    losses = [loss(cursor) for cursor in cursors]
-    return losses.index(min(losses))
 
 
 class Session:
@@ -322,22 +225,9 @@ class Session:
         None while every stretch walks in less than CHECKPOINT_GAP_S, or before the
         program's pace is known.
         """
-        if self.max_checkpoints == 0 or self.pace == 0.0:
-            return None
-        gap = max(2 * REPLAY_WINDOW, int(CHECKPOINT_GAP_S / self.pace))
-        end = self._run.cursor
-        points = [0, *(c for c in self.checkpoints if c < end), end]
-        if end - points[-2] > gap:
-            target = end - REPLAY_WINDOW
-        else:
-            start, stop = max(pairwise(points), key=lambda pair: pair[1] - pair[0])
-            if stop - start <= gap:
-                return None
-            target = (start + stop) // 2
-        cursors = sorted([*self.checkpoints, target])
-        if len(cursors) > self.max_checkpoints and cursors[_least_useful(cursors, end)] == target:
-            return None  # it would be the first to go
-        return target
+        return checkpoint_target(
+            self.checkpoints, self._run.cursor, pace=self.pace, cap=self.max_checkpoints
+        )
 
     def add_checkpoint(self, run: Run) -> bool:
         """Keep ``run`` (a paused run of this program); False if it was not worth keeping.
@@ -359,7 +249,7 @@ class Session:
         """Close the least useful checkpoint (to free memory); False if there is none."""
         if not self._checkpoints:
             return False
-        self._checkpoints.pop(_least_useful(self.checkpoints, self._run.cursor)).close()
+        self._checkpoints.pop(least_useful(self.checkpoints, self._run.cursor)).close()
         return True
 
     def _nearest(self, cursor: int, after: int = -1) -> Run | None:

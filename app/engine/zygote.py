@@ -208,7 +208,7 @@ def _preload() -> None:
     import torch._dynamo
 
     import app.engine.host  # noqa: F401
-    from app.engine.session import program_for
+    from app.engine.program import program_for
     from app.lessons.registry import LESSONS
 
     torch.set_num_threads(1)

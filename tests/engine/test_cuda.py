@@ -95,7 +95,7 @@ def test_cuda_cursors_show_the_same_whether_stepped_to_or_jumped_to(lesson_id: s
 def test_checkpoints_never_hold_the_device_thread() -> None:
     """A run paused inside a CUDA backward holds the engine's device thread: it is never
     kept as a checkpoint, and one built there is first moved out of that backward."""
-    from app.engine.session import settle
+    from app.engine.checkpoints import settle
 
     session = Session(
         id="cuda", lesson=get_lesson("custom_function"), config=_config("custom_function")

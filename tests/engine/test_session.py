@@ -612,6 +612,7 @@ def _built(session: Session, cursor: int) -> None:
 
 
 def test_checkpoints_are_placed_where_seeks_walk_longest(monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.engine import checkpoints
     from app.engine import session as module
 
     session = _session("custom_module", iterations=40)
@@ -620,7 +621,7 @@ def test_checkpoints_are_placed_where_seeks_walk_longest(monkeypatch: pytest.Mon
         session.step(by="end")
         end = session.cursor
         assert session.pace > 0
-        monkeypatch.setattr(module, "CHECKPOINT_GAP_S", session.pace * end / 3)
+        monkeypatch.setattr(checkpoints, "CHECKPOINT_GAP_S", session.pace * end / 3)
         targets = []
         while (target := session.checkpoint_target()) is not None:
             targets.append(target)
