@@ -31,7 +31,10 @@ class Place:
 class StepPlaces:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # The hosts' folder too, as Hosts makes it, whichever comes first (a parent made
+        # by mkdir(parents=True) would get the umask's mode instead).
+        folder.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        folder.mkdir(mode=0o700, exist_ok=True)
 
     def _path(self, key: str, index: int) -> Path:
         return self.folder / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.{index}"

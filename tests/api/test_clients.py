@@ -265,7 +265,9 @@ time.sleep(600)
 def test_places_are_shared_by_processes_and_freed_when_one_dies(tmp_path):
     """Another worker's steps count (its places are flocks on shared files), and a worker
     killed in the middle of its steps leaves none of them taken."""
-    places = StepPlaces(tmp_path / "steps")
+    places = StepPlaces(tmp_path / "hosts" / "steps")
+    for folder in (places.folder, places.folder.parent):  # the hosts' folder is private
+        assert folder.stat().st_mode & 0o777 == 0o700
     other = subprocess.Popen(
         [sys.executable, "-c", _HOLD, str(places.folder), "ip:192.0.2.9"],
         stdout=subprocess.PIPE,
