@@ -9,7 +9,8 @@ from fastapi import APIRouter, HTTPException, Query, Response, status
 from app.api.deps import SettingsDep, StoreDep
 from app.api.errors import responses
 from app.api.schemas import GradElement, Graph
-from app.engine.render import layout, to_dot, to_svg
+from app.engine.layout import layout
+from app.engine.render import to_dot, to_svg
 from app.engine.store import SessionStore
 from app.settings import Settings
 
@@ -49,7 +50,7 @@ def read_graph(session_id: str, store: StoreDep) -> dict[str, Any]:
 def graph_view(store: SessionStore, settings: Settings, session_id: str) -> dict[str, Any]:
     """The Graph JSON and where the page draws it: ``{"graph": Graph, "layout": ...}``.
 
-    The layout (``app.engine.render.layout``) gives each node a place kept for as long
+    The layout (``app.engine.layout.layout``) gives each node a place kept for as long
     as the iteration's structure stands, so a page that draws from it moves nothing
     when a node appears."""
     graph = store.graph(session_id)

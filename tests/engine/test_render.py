@@ -21,7 +21,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.engine import render
+from app.engine import layout, render
 from app.engine.graph import autograd_graph, static_graph
 from app.engine.nodes import NodeRegistry
 from app.engine.render import GraphTooLarge, RenderError, RenderTimeout, to_dot, to_svg
@@ -37,8 +37,10 @@ pytestmark = pytest.mark.skipif(shutil.which("dot") is None, reason="needs Graph
 @pytest.fixture(autouse=True)
 def _empty_cache() -> Iterator[None]:
     render.cache_clear()
+    layout.cache_clear()
     yield
     render.cache_clear()
+    layout.cache_clear()
 
 
 def _groups(svg: str, kind: str) -> dict[str, set[str]]:
@@ -441,9 +443,9 @@ def _iterations(old: list[str], new: list[str], *, old_ledger: bool) -> dict[str
 
 
 def test_a_new_iterations_node_takes_its_twins_place_and_nothing_moves():
-    ran = render.layout(_iterations(["n0", "n1", "n2"], [], old_ledger=True))
+    ran = layout.layout(_iterations(["n0", "n1", "n2"], [], old_ledger=True))
     steps = [
-        render.layout(_iterations(["n0", "n1", "n2"], ["n3", "n4", "n5"][:k], old_ledger=False))
+        layout.layout(_iterations(["n0", "n1", "n2"], ["n3", "n4", "n5"][:k], old_ledger=False))
         for k in range(1, 4)
     ]
 
@@ -460,8 +462,8 @@ def test_a_new_iterations_node_takes_its_twins_place_and_nothing_moves():
 
 def test_nodes_without_a_twin_go_beside_the_laid_out_structure():
     """The dynamic net grew deeper: the extra node moves nothing laid out before it."""
-    before = render.layout(_iterations(["n0", "n1"], ["n2", "n3"], old_ledger=False))
-    deeper = render.layout(_iterations(["n0", "n1"], ["n2", "n3", "n4"], old_ledger=False))
+    before = layout.layout(_iterations(["n0", "n1"], ["n2", "n3"], old_ledger=False))
+    deeper = layout.layout(_iterations(["n0", "n1"], ["n2", "n3", "n4"], old_ledger=False))
 
     assert deeper["key"] == before["key"]
     assert all(deeper["nodes"][k] == box for k, box in before["nodes"].items())
@@ -469,13 +471,13 @@ def test_nodes_without_a_twin_go_beside_the_laid_out_structure():
     laid = [b for k, b in before["nodes"].items()]
     assert cx - w / 2 > max(x + bw / 2 for x, _, bw, _ in laid)
     # and once the past iteration is gone, the current structure is laid out afresh
-    alone = render.layout(_iterations([], ["n2", "n3", "n4"], old_ledger=False))
+    alone = layout.layout(_iterations([], ["n2", "n3", "n4"], old_ledger=False))
     assert alone["key"] != deeper["key"] and not alone["hidden"]
 
 
 def test_an_output_node_sits_beside_the_node_that_made_it():
     graph = _two_layer_graph()
-    placed = render.layout(graph)
+    placed = layout.layout(graph)
     out = next(n["id"] for n in graph["nodes"] if n["kind"] == "output")
     source = next(e["source"] for e in graph["edges"] if e["target"] == out)
     ox, oy, ow, _ = placed["nodes"][out]
@@ -487,25 +489,25 @@ def test_an_output_node_sits_beside_the_node_that_made_it():
         "nodes": [n for n in graph["nodes"] if n["id"] != out],
         "edges": [e for e in graph["edges"] if e["target"] != out],
     }
-    assert render.layout(without)["key"] == placed["key"]
+    assert layout.layout(without)["key"] == placed["key"]
 
 
 def test_the_layout_is_made_once_per_structure():
     graph = _two_layer_graph()
-    first = render.layout(graph)
-    misses = render._LAYOUTS.misses
-    again = render.layout({**graph, "focus": graph["nodes"][2]["id"]})
-    assert again == first and render._LAYOUTS.misses == misses
+    first = layout.layout(graph)
+    misses = layout._LAYOUTS.misses
+    again = layout.layout({**graph, "focus": graph["nodes"][2]["id"]})
+    assert again == first and layout._LAYOUTS.misses == misses
 
 
 def test_the_in_process_layout_equals_dots_and_falls_back_to_it(monkeypatch):
     graph = _two_layer_graph()
-    in_process = render.layout(graph)
-    key = next(iter(render._LAYOUTS._entries))
-    text = render._LIBGVC.plain(key)
+    in_process = layout.layout(graph)
+    key = next(iter(layout._LAYOUTS._entries))
+    text = layout._LIBGVC.plain(key)
     if text is not None:  # libgvc present: the same numbers as `dot -Tplain`
         stdout, _ = render._run_dot(["-Tplain"], key.encode(), 5.0)
         assert text == stdout.decode()
-    render.cache_clear()
-    monkeypatch.setattr(render._LIBGVC, "plain", lambda source: None)
-    assert render.layout(graph) == in_process
+    layout.cache_clear()
+    monkeypatch.setattr(layout._LIBGVC, "plain", lambda source: None)
+    assert layout.layout(graph) == in_process
