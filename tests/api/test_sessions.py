@@ -198,8 +198,8 @@ def test_seek_back_and_forth_gives_identical_states(api):
 
 
 def test_seeks_back_after_a_run_to_the_end_go_on_from_checkpoints(api):
-    session_id = api.create("dynamic_net", iterations=1000)["id"]
-    walked = api.create("dynamic_net", iterations=1000)["id"]
+    session_id = api.create("dynamic_net", iterations=300)["id"]
+    walked = api.create("dynamic_net", iterations=300)["id"]
     end = api.step(session_id, "end")["cursor"]
     # The host builds them only once no request has come for QUIET_S: ask less often.
     deadline = time.monotonic() + 60
