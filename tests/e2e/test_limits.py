@@ -36,7 +36,7 @@ def test_a_step_stopped_at_its_time_limit_goes_on_to_where_it_was_going(
     explorer: Explorer, page: Page, server: LiveServer
 ) -> None:
     steps = _requests(page, "/step")
-    explorer.open("autograd", "N=8&D_in=16&H=8&D_out=4&iterations=4000")
+    explorer.open("autograd", "N=8&D_in=16&H=8&D_out=4&iterations=1500")
     explorer.press("Run to end")  # chunks of steps, some of them stopped early
     expect(explorer.status).to_have_attribute("data-done", "true")
     ended = explorer.cursor()
@@ -44,7 +44,7 @@ def test_a_step_stopped_at_its_time_limit_goes_on_to_where_it_was_going(
     with httpx.Client(base_url=server.url, timeout=60) as api:
         made = api.post(
             "/api/sessions",
-            json={"lesson": "autograd", "config": {**SMALL_CONFIG, "iterations": 4000}},
+            json={"lesson": "autograd", "config": {**SMALL_CONFIG, "iterations": 1500}},
         )
         path = f"/api/sessions/{made.json()['id']}"
         state = api.post(f"{path}/step", json={"by": "end"}).json()
