@@ -35,8 +35,9 @@ import torch
 from app.engine import wire
 from app.engine.checkpoints import settle
 from app.engine.gradcheck import GradcheckError
+from app.engine.output import bounded_text
 from app.engine.session import GraphFreedError, Session, StepUnavailable
-from app.engine.tracer import Run, Stop, bounded_text
+from app.engine.tracer import Run, Stop
 from app.lessons.registry import edited, get_lesson
 
 __all__ = ["HostSpec", "serve"]

@@ -3,12 +3,40 @@
 from __future__ import annotations
 
 import ast
+from dataclasses import dataclass, field
+from functools import cached_property
 
 from app.engine.naming import ExpressionNames
-from app.engine.tracer import LessonProgram
 from app.lessons.registry import Lesson
 
-__all__ = ["program_for"]
+__all__ = ["LessonProgram", "program_for"]
+
+
+@dataclass(frozen=True)
+class LessonProgram:
+    """What the tracer needs to know about a lesson file."""
+
+    path: str
+    source: str
+    phases: dict[int, str]
+    loop_body_line: int
+    first_line: int
+    static_name: str | None = None  # the global holding a captured fx graph, if any
+    # Lines of the training loop's body whose statements change the weights.
+    update_lines: frozenset[int] = frozenset()
+    # Lines that never stop: the module docstring (nothing to see there).
+    quiet_lines: frozenset[int] = frozenset()
+    # Each `with` statement's line -> the last line of its body: Python reports the
+    # `with` line again when the body ends (to call __exit__), which is no step of its own.
+    with_bodies: dict[int, int] = field(default_factory=dict)
+    expressions: ExpressionNames | None = None
+    # A learner's edit: what it prints is kept (Run.output), bounded.
+    edited: bool = False
+
+    @cached_property
+    def source_lines(self) -> list[str]:
+        return self.source.splitlines()
+
 
 _PROGRAMS: dict[str, LessonProgram] = {}
 

@@ -18,8 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from functools import cached_property
+from dataclasses import dataclass
 from types import FrameType
 from typing import Any, NamedTuple
 
@@ -28,8 +27,10 @@ import torch
 
 from app.engine.allowed import guarded_builtins
 from app.engine.hooks import Peek
-from app.engine.naming import ExpressionNames, module_paths, modules_between, storage_key
+from app.engine.naming import module_paths, modules_between, storage_key
 from app.engine.nodes import NodeRecord, NodeRegistry
+from app.engine.output import Output, bounded_text
+from app.engine.program import LessonProgram
 from app.engine.recorder import Recorder
 from app.engine.snapshot import scope_tensors
 from app.engine.workers import WorkerPool
@@ -39,10 +40,8 @@ __all__ = [
     "Event",
     "Goal",
     "IterationStart",
-    "LessonProgram",
     "Run",
     "Stop",
-    "bounded_text",
 ]
 
 STEP_KINDS = ("event", "line", "phase", "iteration", "end")
@@ -53,32 +52,6 @@ class Event(NamedTuple):
     line: int | None
     name: str | None
     node_id: str | None
-
-
-@dataclass(frozen=True)
-class LessonProgram:
-    """What the tracer needs to know about a lesson file."""
-
-    path: str
-    source: str
-    phases: dict[int, str]
-    loop_body_line: int
-    first_line: int
-    static_name: str | None = None  # the global holding a captured fx graph, if any
-    # Lines of the training loop's body whose statements change the weights.
-    update_lines: frozenset[int] = frozenset()
-    # Lines that never stop: the module docstring (nothing to see there).
-    quiet_lines: frozenset[int] = frozenset()
-    # Each `with` statement's line -> the last line of its body: Python reports the
-    # `with` line again when the body ends (to call __exit__), which is no step of its own.
-    with_bodies: dict[int, int] = field(default_factory=dict)
-    expressions: ExpressionNames | None = None
-    # A learner's edit: what it prints is kept (Run.output), bounded.
-    edited: bool = False
-
-    @cached_property
-    def source_lines(self) -> list[str]:
-        return self.source.splitlines()
 
 
 @dataclass
@@ -198,48 +171,6 @@ def _freeze_startup_objects() -> None:
     if not _frozen:
         _frozen = True
         gc.freeze()
-
-
-class Output:
-    """What a program printed: its last ``limit`` characters, and how many came before."""
-
-    def __init__(self, limit: int = 16_384) -> None:
-        self.limit = limit
-        self._text = ""
-        self.dropped = 0
-
-    def print(
-        self, *values: object, sep: str | None = " ", end: str | None = "\n", **_: Any
-    ) -> None:
-        """`print` for the program: to this output, whatever ``file`` it names."""
-        self.write((" " if sep is None else sep).join(map(bounded_text, values)))
-        self.write("\n" if end is None else end)
-
-    def write(self, text: str) -> None:
-        text = str(text)[-self.limit :]
-        self._text += text
-        over = len(self._text) - self.limit
-        if over > 0:
-            self.dropped += over
-            self._text = self._text[over:]
-
-    @property
-    def text(self) -> str:
-        if not self.dropped:
-            return self._text
-        return f"[{self.dropped} earlier characters not kept]\n{self._text}"
-
-
-def bounded_text(value: object) -> str:
-    """``str(value)``, bounded; a value whose ``__str__`` fails is shown by its type."""
-    try:
-        return str(value)[:_MESSAGE_LIMIT]
-    except Exception:
-        return f"<{type(value).__name__} that cannot be shown>"
-
-
-# The longest error message or printed value kept (an edit may raise a huge one).
-_MESSAGE_LIMIT = 4000
 
 
 def _error(exc: BaseException, line: int | None) -> dict[str, Any]:
