@@ -107,6 +107,17 @@ class Settings(BaseSettings):
             "(State.interrupted); the client steps again to go on."
         ),
     )
+    background_nice: int = Field(
+        default=10,
+        ge=0,
+        le=19,
+        description=(
+            "Nice value a session's program drops to once one of its steps has run for "
+            "0.2 s, and that its checkpoints are built at, so that other sessions' single "
+            "steps go first; 0 leaves every program at normal priority. One-way: Linux "
+            "lets an unprivileged thread lower its priority only."
+        ),
+    )
     session_cpu_s: float = Field(
         default=900.0,
         gt=0,

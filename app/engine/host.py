@@ -48,6 +48,10 @@ _log = logging.getLogger(__name__)
 # CHUNK_S at a time, so that a request arriving meanwhile waits for one piece at most.
 QUIET_S = 0.05
 CHUNK_S = 0.01
+# A step still running after LONG_STEP_S is a long run: its program thread drops to
+# spec.background_nice, so that single steps of other sessions go first. Checkpoints are
+# built there from the start. (Reads are answered by the main thread, never lowered.)
+LONG_STEP_S = 0.2
 # An edited program that makes no progress for a step's time limit and this much more,
 # while a request waits, is ended (Host._watch).
 STUCK_GRACE_S = 5.0
@@ -77,6 +81,7 @@ class HostSpec:
     idle_s: float
     source: str | None = None  # a learner's edit of the lesson: run confined (sandbox)
     max_events: int | None = None  # the most events an edited program may run
+    background_nice: int = 10  # of a program whose step ran LONG_STEP_S, and of builds
 
     @classmethod
     def of(cls, message: dict[str, Any]) -> HostSpec:
@@ -343,10 +348,13 @@ class Host:
             )
         self._cancel = cancel = threading.Event()
         started = time.process_time()
+        now = time.monotonic()
         stop = Stop(
-            deadline=time.monotonic() + spec.step_time_s,
+            deadline=now + spec.step_time_s,
             cpu_deadline=started + left,
             cancel=cancel,
+            background_at=now + LONG_STEP_S if spec.background_nice else None,
+            background_nice=spec.background_nice,
         )
         try:
             interrupted = self._session.step(by=by, count=count, stop=stop)
@@ -369,7 +377,12 @@ class Host:
                 return
             self._building = (session.new_run(), target)
         run, target = self._building
-        run.advance("event", min(max(16, int(CHUNK_S / session.pace)), target - run.cursor))
+        background = Stop(background_at=0.0, background_nice=self._spec.background_nice)
+        run.advance(
+            "event",
+            min(max(16, int(CHUNK_S / session.pace)), target - run.cursor),
+            stop=background if self._spec.background_nice else None,
+        )
         settle(run)  # never left holding a device thread
         if run.cursor >= target or run.done:
             self._building = None

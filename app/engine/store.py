@@ -60,6 +60,7 @@ class HostLimits:
     queue: int
     idle_s: float
     max_events: int = 1_000_000  # events an edited program may run
+    background_nice: int = 10
 
     @classmethod
     def of(cls, settings: Settings) -> HostLimits:
@@ -73,6 +74,7 @@ class HostLimits:
             queue=settings.session_queue,
             idle_s=settings.host_idle_s,
             max_events=settings.code_max_events,
+            background_nice=settings.background_nice,
         )
 
     def spec(self, record: SessionRecord, lesson: Lesson) -> HostSpec:
@@ -94,6 +96,7 @@ class HostLimits:
             idle_s=self.idle_s,
             source=record.source,
             max_events=self.max_events,
+            background_nice=self.background_nice,
         )
 
 

@@ -10,8 +10,10 @@ the events it runs.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import inspect
+import os
 import random
 import sys
 import threading
@@ -42,6 +44,7 @@ __all__ = [
     "IterationStart",
     "Run",
     "Stop",
+    "to_background",
 ]
 
 STEP_KINDS = ("event", "line", "phase", "iteration", "end")
@@ -77,7 +80,9 @@ class Stop:
     the process has used ``cpu_deadline`` seconds of CPU, or when ``cancel`` is set.
 
     ``reason`` says which ("time" or "cancelled", as State.interrupted names them) and
-    ``detail`` says it in a sentence, once it has been reached.
+    ``detail`` says it in a sentence, once it has been reached. From ``background_at``
+    (monotonic) on, the program's thread runs at ``background_nice`` (see
+    :func:`to_background`).
     """
 
     def __init__(
@@ -86,14 +91,22 @@ class Stop:
         deadline: float | None = None,
         cpu_deadline: float | None = None,
         cancel: threading.Event | None = None,
+        background_at: float | None = None,
+        background_nice: int = 10,
     ) -> None:
         self.deadline = deadline
         self.cpu_deadline = cpu_deadline
         self.cancel = cancel
+        self.background_at = background_at
+        self.background_nice = background_nice
         self.reason: str | None = None
         self.detail = ""
 
     def reached(self) -> bool:
+        # Checked by the program's own thread at every event: the one to lower.
+        if self.background_at is not None and time.monotonic() >= self.background_at:
+            self.background_at = None
+            to_background(self.background_nice)
         if self.cancel is not None and self.cancel.is_set():
             self.reason, self.detail = "cancelled", "the step was cancelled"
         elif self.deadline is not None and time.monotonic() >= self.deadline:
@@ -101,6 +114,18 @@ class Stop:
         elif self.cpu_deadline is not None and time.process_time() >= self.cpu_deadline:
             self.reason, self.detail = "time", "the session used up its CPU time"
         return self.reason is not None
+
+
+def to_background(nice: int) -> None:
+    """Lower the calling thread's scheduling priority to ``nice``, if it is above it.
+
+    NOTE: on Linux the nice value belongs to a thread, and an unprivileged one may raise
+    its own nice value only: a program thread lowered stays lowered (so do the session's
+    later steps on it). A confined host may not change it at all (seccomp: EPERM).
+    """
+    with contextlib.suppress(OSError):
+        if os.getpriority(os.PRIO_PROCESS, 0) < nice:
+            os.setpriority(os.PRIO_PROCESS, 0, nice)
 
 
 class Goal:

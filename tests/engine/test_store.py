@@ -431,3 +431,33 @@ def test_a_host_of_edited_code_that_hides_it_took_a_request_is_ended_from_outsid
     assert time.monotonic() - started < 4.0 + 2.0
     assert _gone_within(pid, 1.0)
     assert store.state(session_id)["cursor"] == before["cursor"]  # replayed, a new host
+
+
+def _thread_nices(pid: int) -> dict[int, int]:
+    """The nice value of each thread of process ``pid`` (Linux: nice is per thread)."""
+    return {
+        int(tid): os.getpriority(os.PRIO_PROCESS, int(tid))
+        for tid in os.listdir(f"/proc/{pid}/task")
+    }
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="per-thread nice values: Linux")
+def test_a_long_step_runs_in_the_background_and_reads_stay_in_front(make_store):
+    store = make_store(checkpoints=0)
+    long_run = _create(store, "custom_module", iterations=5000)["id"]
+    short = _create(store, "custom_module", iterations=5000)["id"]
+    store.step(short, by="event", count=40)  # a few ms: single steps
+    store.step(long_run, by="end", count=1)  # over a second
+    lowered, kept = (_thread_nices(store.ping(s)["pid"]) for s in (long_run, short))
+
+    assert lowered[store.ping(long_run)["pid"]] == 0  # the main thread, answering reads
+    assert max(lowered.values()) == Settings().background_nice == 10  # the program's
+    assert set(kept.values()) == {0}
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="per-thread nice values: Linux")
+def test_background_nice_zero_leaves_long_steps_in_front(make_store):
+    store = make_store(checkpoints=0, background_nice=0)
+    session = _create(store, "custom_module", iterations=1000)["id"]
+    store.step(session, by="end", count=1)
+    assert set(_thread_nices(store.ping(session)["pid"]).values()) == {0}
