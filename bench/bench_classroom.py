@@ -8,6 +8,9 @@ the learners' p50/p95 step latency and errors, next to the same learner stepping
 on the same server just before (its baseline); the target is p95 ≤ 250 ms on 2 cores
 with no errors. Each client connects from its own loopback address (127.0.0.2, …).
 
+The same classroom runs first on a server whose long runs stay at normal priority
+(`AGX_BACKGROUND_NICE=0`), for the learners' p95 side by side.
+
 Also: a session's first state through its host (create, then the first step, which
 starts the host and forks it from the zygote) next to the same through a Session made
 in this process (what a worker did before hosts), and the private memory (USS) a live
@@ -196,6 +199,14 @@ def _p(values: list[float], share: float) -> float:
 def measure(
     *, learners: int = LEARNERS, runners: int = RUNNERS, seconds: float = SECONDS
 ) -> dict[str, Any]:
+    # The same classroom with the long runs left at normal priority, just before.
+    with tempfile.TemporaryDirectory() as data_dir:
+        server, url = start_server(data_dir, {"AGX_BACKGROUND_NICE": "0"}, workers=WORKERS)
+        try:
+            flat = asyncio.run(_classroom(url, learners, runners, seconds))
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
     with tempfile.TemporaryDirectory() as data_dir:
         server, url = start_server(data_dir, workers=WORKERS)
         try:
@@ -218,6 +229,10 @@ def measure(
         "steps": len(room["latency"]),
         "errors": len(room["errors"]) + len(room["runner_errors"]),
         "runner_events": sum(room["runner_events"]),
+        "flat_p50": _p(flat["latency"], 0.5),
+        "flat_p95": _p(flat["latency"], 0.95),
+        "flat_errors": len(flat["errors"]) + len(flat["runner_errors"]),
+        "flat_runner_events": sum(flat["runner_events"]),
         "first_state": statistics.median(firsts),
         "first_state_edited": statistics.median(edited_firsts),
         "first_state_local": statistics.median(local),
@@ -238,6 +253,12 @@ def main() -> None:
         f"p95 {m['p95'] * 1e3:.1f} ms (target ≤ {TARGET_P95_MS:g} ms), {m['errors']} errors; "
         f"one learner alone p50 {m['alone_p50'] * 1e3:.1f} ms, p95 {m['alone_p95'] * 1e3:.1f} "
         f"ms; runners ran {m['runner_events']} events"
+    )
+    print(
+        f"  the same with long runs at normal priority (AGX_BACKGROUND_NICE=0), just before: "
+        f"p50 {m['flat_p50'] * 1e3:.1f} ms, p95 {m['flat_p95'] * 1e3:.1f} ms, "
+        f"{m['flat_errors']} errors, runners ran {m['flat_runner_events']} events; "
+        f"learners' p95 niced ÷ flat {m['p95'] / max(m['flat_p95'], 1e-9):.2f}x"
     )
     print(
         f"first state through a new host {m['first_state'] * 1e3:.1f} ms (an edit, its host "
