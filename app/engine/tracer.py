@@ -103,13 +103,15 @@ class Stop:
         self.detail = ""
 
     def reached(self) -> bool:
-        # Checked by the program's own thread at every event: the one to lower.
-        if self.background_at is not None and time.monotonic() >= self.background_at:
+        # Checked by the program's own thread at every event (the one to lower): one
+        # clock read serves both times.
+        now = time.monotonic()
+        if self.background_at is not None and now >= self.background_at:
             self.background_at = None
             to_background(self.background_nice)
         if self.cancel is not None and self.cancel.is_set():
             self.reason, self.detail = "cancelled", "the step was cancelled"
-        elif self.deadline is not None and time.monotonic() >= self.deadline:
+        elif self.deadline is not None and now >= self.deadline:
             self.reason, self.detail = "time", "the step ran for its time limit"
         elif self.cpu_deadline is not None and time.process_time() >= self.cpu_deadline:
             self.reason, self.detail = "time", "the session used up its CPU time"
