@@ -351,7 +351,9 @@ def test_hosts_over_the_cap_end_least_recently_used_first(make_store):
 
 def test_checkpoints_are_built_while_the_host_is_idle(make_store):
     store = make_store()
-    session_id = _create(store, iterations=200)["id"]
+    # Long enough that a walk from the start always takes over CHECKPOINT_GAP_S (0.1 s):
+    # 200 iterations, about 0.1 s here, sometimes built none when the pace measured came out fast.
+    session_id = _create(store, iterations=500)["id"]
     end = store.step(session_id, by="end", count=1)["cursor"]
     # The host builds only once no request has come for QUIET_S: ask less often than that.
     deadline = time.monotonic() + 10
