@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
+from pydantic import ValidationError
 
 from app.api.deps import SettingsDep, StoreDep
 from app.api.errors import responses
-from app.api.schemas import GradElement, Graph
+from app.api.schemas import GradElement, Graph, Structure
 from app.engine.layout import layout
 from app.engine.render import to_dot, to_svg
 from app.engine.store import SessionStore
@@ -51,10 +52,21 @@ def graph_view(store: SessionStore, settings: Settings, session_id: str) -> dict
     """The Graph JSON and where the page draws it: ``{"graph": Graph, "layout": ...}``.
 
     The layout (``app.engine.layout.layout``) gives each node a place kept for as long
-    as the iteration's structure stands, so a page that draws from it moves nothing
-    when a node appears."""
-    graph = store.graph(session_id)
-    placed = layout(graph, timeout_s=settings.dot_timeout_s, max_nodes=settings.max_graph_nodes)
+    as the iteration's structure stands (looked ahead on a copy of the program where
+    the session's host can fork one), so a page that draws from it moves nothing when
+    a node appears."""
+    source = store.graph_ahead(session_id)
+    graph = source["graph"]
+    try:  # a host that ran edited code is untrusted, and looks nothing ahead
+        ahead = None if source["ahead"] is None else Structure.model_validate(source["ahead"])
+    except ValidationError:
+        ahead = None
+    placed = layout(
+        graph,
+        ahead=None if ahead is None else ahead.model_dump(),
+        timeout_s=settings.dot_timeout_s,
+        max_nodes=settings.max_graph_nodes,
+    )
     return {"graph": graph, "layout": placed}
 
 

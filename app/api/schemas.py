@@ -311,6 +311,25 @@ class Graph(_Out):
     focus: str | None = Field(description="Node of the current event.")
 
 
+class StructureNode(BaseModel):
+    """A node as a layout needs it (``app.engine.layout.structure``)."""
+
+    id: str
+    kind: Literal["function", "leaf", "saved", "output"]
+    name: str
+    line: int | None
+    shape: list[int] | None
+    grad_count: int | None
+
+
+class Structure(BaseModel):
+    """What a session's host looked ahead: the graph as the iteration will leave it."""
+
+    kind: Literal["autograd", "static", "none"]
+    nodes: list[StructureNode]
+    edges: list[Edge]
+
+
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

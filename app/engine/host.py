@@ -17,12 +17,10 @@ host exits (the session is replayed where it was when next used).
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import logging
 import os
 import queue
 import resource
-import signal
 import socket
 import sys
 import threading
@@ -34,6 +32,7 @@ import torch
 
 from app.engine import wire
 from app.engine.checkpoints import settle
+from app.engine.copies import die_with_parent
 from app.engine.gradcheck import GradcheckError
 from app.engine.output import bounded_text
 from app.engine.session import GraphFreedError, Session, StepUnavailable
@@ -59,7 +58,6 @@ STUCK_GRACE_S = 5.0
 STARTED = {"started": True}
 # How often an idle host of edited code checks that nothing of its program runs.
 IDLE_CHECK_S = 0.1
-_PR_SET_PDEATHSIG = 1
 _REQUEST_LIMIT = 1 << 20  # what a worker sends is small (a step, a name, an index)
 
 
@@ -115,9 +113,7 @@ def _bound(spec: HostSpec, zygote: int) -> None:
     """
     if sys.platform != "linux":
         return
-    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != zygote:  # it ended before the line above: so does this host
-        os._exit(0)
+    die_with_parent(zygote)
     # A container may refuse: then the kernel makes its own choice.
     with contextlib.suppress(OSError), open("/proc/self/oom_score_adj", "w") as file:
         file.write("1000")
@@ -149,6 +145,9 @@ class Host:
             checkpoints=spec.checkpoints,
             max_events=spec.max_events,
         )
+        # Forks copy the program's thread only: fine on CPU, where it is the only one
+        # that computes; never with a CUDA context, nor under the sandbox (no fork).
+        self._session.can_copy = spec.source is None and spec.config.get("device", "cpu") == "cpu"
         self._requests: queue.Queue[tuple[socket.socket, dict[str, Any]]] = queue.Queue()
         self._cancel = threading.Event()  # of the step in progress
         self._cpu_spent = 0.0
@@ -311,6 +310,10 @@ class Host:
             return session.state()
         if op == "graph":
             return session.graph()
+        if op == "graph_ahead":  # the graph, and the iteration's whole structure
+            # A copy counts against the session's memory budget, as a checkpoint does.
+            ahead = session.ahead() if self._room_for_one_more() else None
+            return {"graph": session.graph(), "ahead": ahead}
         if op == "torchviz_dot":
             return session.torchviz_dot()
         if op == "tensor":

@@ -22,11 +22,13 @@ import re
 import shlex
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from app.engine.render import GraphTooLarge, _clean, _run_dot, _shape
 
-__all__ = ["EDGE_FONT_PX", "NODE_FONT_PX", "cache_clear", "layout", "node_label"]
+__all__ = ["EDGE_FONT_PX", "NODE_FONT_PX", "cache_clear", "layout", "node_label", "structure"]
 
 #: Text sizes the page draws with (SVG user units, 1 unit = 1 CSS px at zoom 1).
 NODE_FONT_PX = 14
@@ -54,6 +56,19 @@ def node_label(node: dict[str, Any]) -> list[str]:
     if node.get("shape") is not None:
         return [name, _shape(node["shape"])]
     return [name]
+
+
+#: What a node's slot and box depend on (see _signatures and node_label).
+_STRUCTURAL = ("id", "kind", "name", "line", "shape", "grad_count")
+
+
+def structure(graph: dict[str, Any]) -> dict[str, Any]:
+    """The part of a Graph its layout depends on: nodes' identities and labels, edges."""
+    return {
+        "kind": graph.get("kind"),
+        "nodes": [{k: n.get(k) for k in _STRUCTURAL} for n in graph.get("nodes") or []],
+        "edges": [{"source": e["source"], "target": e["target"]} for e in graph.get("edges") or []],
+    }
 
 
 def _old(node: dict[str, Any]) -> bool:
@@ -320,10 +335,66 @@ def _arrow(points: list[list[float]], tip: list[float] | None = None) -> list[li
     ]
 
 
+def _slot_names(
+    nodes: list[dict[str, Any]], sigs: dict[str, str], is_old: Callable[[dict[str, Any]], bool]
+) -> tuple[dict[str, str], list[str]]:
+    """Each node's slot (twins share one: a past iteration's node gives way to its
+    current twin), and the past nodes hidden that way."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for node in nodes:
+        groups.setdefault(sigs[node["id"]], []).append(node)
+    slot_of: dict[str, str] = {}
+    hidden: list[str] = []
+    for sig, members in groups.items():
+        current = sorted((m["id"] for m in members if not is_old(m)), key=_number)
+        old = sorted((m["id"] for m in members if is_old(m)), key=_number)
+        for i, member in enumerate(current):
+            slot_of[member] = sig if i == 0 else f"{sig}#{i}"
+        for i, member in enumerate(old):
+            slot_of[member] = sig if i == 0 else f"{sig}#{i}"
+            if i < len(current):
+                hidden.append(member)
+    return slot_of, hidden
+
+
+@dataclass
+class _Slots:
+    """The slots' structure: labels, source lines, inputs in order."""
+
+    label: dict[str, list[str]] = field(default_factory=dict)
+    line: dict[str, int] = field(default_factory=dict)
+    inputs: dict[str, list[str]] = field(default_factory=dict)
+
+    def add(self, graph: dict[str, Any], slot_of: dict[str, str]) -> None:
+        """Add ``graph``'s nodes and edges (a slot already described keeps its label)."""
+        ids = set(slot_of)
+        for node in graph.get("nodes") or []:
+            slot = slot_of[node["id"]]
+            label = node_label(node)
+            if str(node["id"]).startswith("acc:"):
+                # room for "×N" (uses of the leaf) whether or not it shows at this step
+                label = [label[0], "×00"]
+            self.label.setdefault(slot, label)
+            self.line.setdefault(slot, int(node.get("line") or 0))
+        for edge in graph.get("edges") or []:
+            if edge["source"] in ids and edge["target"] in ids:
+                ins = self.inputs.setdefault(slot_of[edge["target"]], [])
+                if slot_of[edge["source"]] not in ins:
+                    ins.append(slot_of[edge["source"]])
+
+
 def layout(
-    graph: dict[str, Any], *, timeout_s: float = 5.0, max_nodes: int = 400
+    graph: dict[str, Any],
+    *,
+    ahead: dict[str, Any] | None = None,
+    timeout_s: float = 5.0,
+    max_nodes: int = 400,
 ) -> dict[str, Any]:
     """Where the page draws each node and edge of ``graph`` (see the note above).
+
+    ``ahead``, the :func:`structure` of the graph as the current iteration will leave
+    it (looked ahead on a copy of the program), is the structure laid out, when given:
+    then no node moves within the iteration, the first included.
 
     Returns ``{"key", "width", "height", "nodes": {id: [cx, cy, w, h]}, "hidden": [id],
     "edges": [{"source", "target", "d", "arrow", "label": [x, y]|null}]}`` in SVG
@@ -340,43 +411,19 @@ def layout(
     def _is_old(node: dict[str, Any]) -> bool:
         return autograd and _old(node)
 
-    sigs = _signatures(graph)
     edges = [e for e in graph.get("edges") or [] if e["source"] in by_id and e["target"] in by_id]
-
-    # Slots: twins share one; a past iteration's node gives way to its current twin.
-    groups: dict[str, list[str]] = {}
-    for node in nodes:
-        groups.setdefault(sigs[node["id"]], []).append(node["id"])
-    slot_of: dict[str, str] = {}
-    hidden: list[str] = []
-    for sig, members in groups.items():
-        current = sorted((m for m in members if not _is_old(by_id[m])), key=_number)
-        old = sorted((m for m in members if _is_old(by_id[m])), key=_number)
-        for i, member in enumerate(current):
-            slot_of[member] = sig if i == 0 else f"{sig}#{i}"
-        for i, member in enumerate(old):
-            slot_of[member] = sig if i == 0 else f"{sig}#{i}"
-            if i < len(current):
-                hidden.append(member)
+    slot_of, hidden = _slot_names(nodes, _signatures(graph), _is_old)
     shown = {m for m in by_id if m not in set(hidden)}
-
-    # The slots' structure: inputs in order, labels, reserved output slots.
-    slot_inputs: dict[str, list[str]] = {}
-    slot_label: dict[str, list[str]] = {}
-    slot_line: dict[str, int] = {}
-    for node in nodes:
-        slot = slot_of[node["id"]]
-        label = node_label(node)
-        if str(node["id"]).startswith("acc:"):
-            # room for "×N" (uses of the leaf) whether or not it shows at this step
-            label = [label[0], "×00"]
-        slot_label.setdefault(slot, label)
-        slot_line.setdefault(slot, int(node.get("line") or 0))
-    for edge in edges:
-        source, target = slot_of[edge["source"]], slot_of[edge["target"]]
-        ins = slot_inputs.setdefault(target, [])
-        if source not in ins:
-            ins.append(source)
+    slots = _Slots()
+    ahead_base: set[str] | None = None
+    if ahead is not None and autograd and len(ahead.get("nodes") or []) <= max_nodes:
+        # Its labels first: the fuller ones (a node's "×N" once backward has run).
+        ahead_nodes = ahead.get("nodes") or []
+        ahead_slot_of, _ = _slot_names(ahead_nodes, _signatures(ahead), lambda _: False)
+        slots.add(ahead, ahead_slot_of)
+        ahead_base = {ahead_slot_of[n["id"]] for n in ahead_nodes if n["kind"] != "output"}
+    slots.add(graph, slot_of)
+    slot_label, slot_line, slot_inputs = slots.label, slots.line, slots.inputs
     # A named result is drawn as an output node only while nothing consumes it: it sits
     # at the right of the node that made it, outside the laid-out structure, so that
     # it appearing or going moves nothing.
@@ -385,10 +432,12 @@ def layout(
         for n in nodes
         if n["kind"] == "output" and slot_inputs.get(slot_of[n["id"]])
     }
-    old_present = any(_is_old(node) for node in nodes)
-    if old_present:
+    base: set[str]
+    if ahead_base is not None:
+        base = ahead_base - set(satellites)
+    elif any(_is_old(node) for node in nodes):
         # The previous iteration's structure: its nodes and everything they take in.
-        base: set[str] = set()
+        base = set()
         stack = [slot_of[m] for m in by_id if _is_old(by_id[m])]
         while stack:
             slot = stack.pop()
@@ -400,7 +449,7 @@ def layout(
     else:
         base = set(slot_label) - set(satellites)
     extras = sorted(
-        (s for s in slot_label if s not in base and s not in satellites),
+        (s for s in set(slot_of.values()) if s not in base and s not in satellites),
         key=lambda s: min((_number(m) for m in by_id if slot_of[m] == s), default=(1 << 30, s)),
     )
 

@@ -16,9 +16,11 @@ from app.engine.checkpoints import (
     checkpoint_target,
     least_useful,
 )
+from app.engine.copies import CopyFailed
 from app.engine.gradcheck import gradcheck
 from app.engine.graph import build_graph
 from app.engine.hooks import Peek
+from app.engine.layout import structure
 from app.engine.program import program_for
 from app.engine.snapshot import (
     SummaryCache,
@@ -102,6 +104,8 @@ class _Recent:
 # REPLAY_SHARE of the replay itself (but at least REPLAY_FLOOR_S).
 REPLAY_SHARE = 0.25
 REPLAY_FLOOR_S = 0.02
+#: A look-ahead (Session.ahead) that gives no answer within this is given up, for good.
+AHEAD_TIMEOUT_S = 0.5
 _TIMED_EVENTS = 256  # a walk at least this long measures the program's pace
 _WATCHED = 2  # details kept for the last names asked for (the inspector shows one)
 
@@ -163,6 +167,10 @@ class Session:
         self._checkpoints: list[Run] = []  # paused runs at other cursors, by cursor
         self.pace = 0.0  # seconds per event of the last long walk (0: none yet)
         self.replays = 0  # moves back that had to start the program afresh
+        # May the program be copied by a fork (Run.copy)? Only a CPU session host's,
+        # unconfined: set by the host.
+        self.can_copy = False
+        self._ahead: dict[int, dict[str, Any] | None] = {}  # iteration -> its structure
 
     def new_run(self) -> Run:
         """A run of this session's program, not started (a checkpoint to be)."""
@@ -464,6 +472,30 @@ class Session:
         self._graphs.put(self._run.cursor, graph)
         return graph
 
+    def ahead(self) -> dict[str, Any] | None:
+        """The structure of the graph as the current iteration will leave it (when the
+        next one begins, or at the program's end): what a layout of the whole iteration
+        needs to place every node before it appears (``layout.structure``).
+
+        Looked ahead on a copy of the program (Run.copy), once per iteration; None
+        where no copy can be made (see ``can_copy``), for a static graph, at the end,
+        or once a look-ahead has taken over AHEAD_TIMEOUT_S.
+        """
+        if not self.can_copy:
+            return None
+        self._materialize()
+        run = self._run
+        if run.done or run.program.static_name is not None:
+            return None
+        iteration = max(run.iteration, 0)
+        if iteration not in self._ahead:
+            try:
+                found = run.copy(lambda copy: _structure_after(copy, iteration), AHEAD_TIMEOUT_S)
+            except CopyFailed:
+                self.can_copy, found = False, None
+            self._ahead[iteration] = found
+        return self._ahead[iteration]
+
     def torchviz_dot(self) -> str:
         """``torchviz.make_dot`` of the tensors in scope, while their graph is intact."""
         import torchviz
@@ -600,3 +632,10 @@ def _bounded_state(state: dict[str, Any]) -> dict[str, Any]:
             for frame in frames
         ],
     }
+
+
+def _structure_after(run: Run, iteration: int) -> dict[str, Any]:
+    """Move ``run`` (a copy) to where ``iteration``'s loop body has run to its end, and
+    return its graph's structure."""
+    run.advance("end", 1, until_iteration=iteration + 1)
+    return structure(build_graph(run))

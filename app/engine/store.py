@@ -177,6 +177,12 @@ class SessionStore:
         result: dict[str, Any] = self._call(session_id, {"op": "graph"})
         return result
 
+    def graph_ahead(self, session_id: str) -> dict[str, Any]:
+        """``{"graph": Graph, "ahead": the structure this iteration will leave, or None}``
+        (see Session.ahead)."""
+        result: dict[str, Any] = self._call(session_id, {"op": "graph_ahead"})
+        return result
+
     def torchviz_dot(self, session_id: str) -> str:
         return str(self._call(session_id, {"op": "torchviz_dot"}))
 

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from app.engine.allowed import guarded_builtins
+from app.engine.copies import CopyFailed, answer_of, answer_with, die_with_parent
 from app.engine.hooks import Peek
 from app.engine.naming import module_paths, modules_between, storage_key
 from app.engine.nodes import NodeRecord, NodeRegistry
@@ -240,6 +241,10 @@ class Run:
         self._started = False
         self._rng: tuple[torch.Tensor, list[torch.Tensor] | None] | None = None
         self._finished = threading.Event()
+        # A copy asked for (Run.copy): what it runs and the pipe it answers on; then
+        # the copy's process id, for the controller.
+        self._fork: tuple[Callable[[Run], Any], int] | None = None
+        self._forked: int | None = None
         self.parked = False
         # Parked in a thread not its own: the autograd engine's device thread (CUDA),
         # which no other backward on that device can use meanwhile.
@@ -323,6 +328,38 @@ class Run:
             self._cv.notify_all()
         if not self._started or self._finished.wait(timeout=10):
             self._release()
+
+    def copy(self, work: Callable[[Run], Any], timeout_s: float) -> Any:
+        """``work(copy)`` on a copy of this paused run, at its cursor: the program's own
+        thread forks, so the child process holds the program exactly as it stands here
+        (copy-on-write) and ``work`` moves it there, leaving this run as it is. Returns
+        what ``work`` returned (JSON); CopyFailed if it raised, or gave no answer within
+        ``timeout_s`` (the copy is then killed).
+
+        NOTE: fork copies the forking thread only, so only a process where nothing
+        else matters can be forked: a session host on CPU, whose program thread is the
+        only one that computes (one intra-op thread, DESIGN.md §7). Not while parked in
+        a thread not its own (a CUDA backward), nor under the edited-code sandbox
+        (fork is denied there).
+        """
+        if self.done or not self.parked or self.parked_elsewhere:
+            raise CopyFailed("the program is not paused in its own thread")
+        reader, writer = os.pipe()
+        try:
+            with self._cv:
+                self._fork = (work, writer)
+                self._cv.notify_all()
+                while self._fork is not None:
+                    self._cv.wait()
+                pid, self._forked = self._forked, None
+        finally:
+            os.close(writer)
+        try:
+            if pid is None:
+                raise CopyFailed("the program's thread could not fork")
+            return answer_of(pid, reader, timeout_s)
+        finally:
+            os.close(reader)
 
     def _release(self) -> None:
         """Drop the program's variables once nothing will read them again.
@@ -634,7 +671,30 @@ class Run:
             self.parked_elsewhere = threading.get_ident() != self._thread_id
             self._cv.notify_all()
             while self._goal is None and not self._closing:
+                if self._fork is not None:
+                    self._fork_here()
+                    continue
                 self._cv.wait()
             self.parked = self.parked_elsewhere = False
             if self._closing:
                 raise _Abort
+
+    def _fork_here(self) -> None:
+        """Fork, in the program's thread (the controller waits in :meth:`copy`)."""
+        work, writer = self._fork  # type: ignore[misc]
+        self._fork = None
+        parent = os.getpid()
+        try:
+            pid: int | None = os.fork()
+        except OSError:
+            pid = None
+        if pid == 0:  # the copy: this thread is its only one, paused as before
+            die_with_parent(parent)
+            threading.Thread(target=self._copy_main, args=(work, writer), daemon=True).start()
+            return
+        self._forked = pid
+        self._cv.notify_all()
+
+    def _copy_main(self, work: Callable[[Run], Any], writer: int) -> None:
+        """The copy's controller: run ``work`` and answer (the process ends there)."""
+        answer_with(lambda: work(self), writer)

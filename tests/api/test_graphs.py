@@ -265,10 +265,34 @@ def test_no_node_moves_within_the_second_iteration(api, lesson):
         if state["iteration"] != 1 or state["phase"] not in ("forward", "loss", "backward"):
             break
         now = api.get(f"/api/sessions/{session_id}/graph/view").json()["layout"]["nodes"]
-        phase_ok = state["phase"] != "loss" or lesson != "dynamic_net"
         for node_id in set(before) & set(now):
             compared += 1
-            if phase_ok:
-                assert now[node_id][:2] == before[node_id][:2], (node_id, state["cursor"])
+            assert now[node_id][:2] == before[node_id][:2], (node_id, state["cursor"])
         before = now
     assert compared
+
+
+# NOTE: not static_graph: its setup draws autograd leaves until make_fx captures the
+# graph, which then replaces them (one re-layout, animated); its second iteration is
+# covered above.
+@pytest.mark.parametrize(
+    "lesson", [x for x in LESSONS if x not in ("numpy", "tensors", "static_graph")]
+)
+def test_no_node_moves_within_the_first_iteration(api, lesson):
+    """From the program's first node to the start of the second iteration, every node
+    keeps its place and the laid-out structure (the layout's key) stays one: the host
+    looked the whole first iteration ahead on a copy of the program."""
+    session_id = api.create(lesson)["id"]
+    places: dict[str, list[float]] = {}
+    keys: set[str] = set()
+    for _ in range(400):
+        state = api.step(session_id, "event")
+        if state["iteration"] >= 1 or state["done"]:
+            break
+        layout = api.get(f"/api/sessions/{session_id}/graph/view").json()["layout"]
+        if layout["key"]:
+            keys.add(layout["key"])
+        for node_id, box in layout["nodes"].items():
+            assert places.setdefault(node_id, box[:2]) == box[:2], (node_id, state["cursor"])
+    assert state["iteration"] >= 1 or state["done"]
+    assert len(places) > 3 and len(keys) == 1, (len(places), keys)

@@ -19,6 +19,7 @@ import pytest
 
 from app.engine.host import QUIET_S
 from app.engine.hosts import CpuSpent, HostDied, Hosts, ProgramStuck, SessionBusy
+from app.engine.layout import structure
 from app.engine.records import SQLiteRecords
 from app.engine.session import Session
 from app.engine.store import HostLimits, SessionStore, TooManySessions, UnknownSession
@@ -361,6 +362,48 @@ def test_checkpoints_are_built_while_the_host_is_idle(make_store):
         time.sleep(10 * QUIET_S)
     checkpoints = store.ping(session_id)["checkpoints"]
     assert checkpoints and all(0 < c < end for c in checkpoints)
+
+
+def _children(pid: int) -> set[int]:
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found |= {int(c) for c in (task / "children").read_text().split()}
+    return found
+
+
+@pytest.mark.parametrize("lesson", ["autograd", "custom_module", "dynamic_net", "inplace"])
+def test_a_look_ahead_on_a_copy_gives_the_structure_the_program_reaches(make_store, lesson):
+    """The host forks its paused program (Run.copy) and runs the copy to the end of the
+    iteration: what it finds is what the program itself reaches there, and the session
+    stays where and as it was, with no process left behind."""
+    store = make_store()
+    session_id = _create(store, lesson)["id"]
+    store.step(session_id, by="event", count=5)
+    before = store.state(session_id)
+    pid = store.ping(session_id)["pid"]
+
+    ahead = store.graph_ahead(session_id)["ahead"]
+
+    assert store.state(session_id) == before
+    assert not _children(pid)
+    assert store.graph_ahead(session_id)["ahead"] == ahead  # once per iteration
+    assert ahead is not None and len(ahead["nodes"]) > 5
+    reached = before
+    while reached["iteration"] < 1 and not reached["done"]:
+        reached = store.step(session_id, by="iteration", count=1)
+    assert structure(store.graph(session_id)) == ahead
+
+
+def test_edited_programs_are_never_copied(make_store):
+    """Fork is denied under the edited-code sandbox (and a copy of untrusted code is
+    not wanted): such a session looks nothing ahead, and draws as before."""
+    store = make_store()
+    lesson = edited(get_lesson("autograd"), get_lesson("autograd").source)
+    session_id = store.create(lesson=lesson, config=dict(SMALL))["id"]
+    store.step(session_id, by="event", count=40)
+    source = store.graph_ahead(session_id)
+    assert source["ahead"] is None
+    assert source["graph"] == store.graph(session_id) and source["graph"]["nodes"]
 
 
 def test_the_hosts_end_with_the_processes_that_use_them(tmp_path):
