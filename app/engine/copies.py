@@ -18,13 +18,17 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["CopyFailed", "answer_of", "answer_with", "die_with_parent"]
+__all__ = ["CopyFailed", "CopyTimedOut", "answer_of", "answer_with", "die_with_parent"]
 
 _PR_SET_PDEATHSIG = 1
 
 
 class CopyFailed(Exception):
     """A copy of a run could not be made, failed, or gave no answer in time."""
+
+
+class CopyTimedOut(CopyFailed):
+    """A copy gave no answer in time (it was ended)."""
 
 
 def die_with_parent(parent: int) -> None:
@@ -60,7 +64,7 @@ def answer_of(pid: int, reader: int, timeout_s: float) -> Any:
         while True:
             left = deadline - time.monotonic()
             if left <= 0 or not select.select([reader], [], [], left)[0]:
-                raise CopyFailed(f"the copy gave no answer within {timeout_s:g} s")
+                raise CopyTimedOut(f"the copy gave no answer within {timeout_s:g} s")
             chunk = os.read(reader, 1 << 16)
             if not chunk:
                 break

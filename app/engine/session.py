@@ -16,7 +16,7 @@ from app.engine.checkpoints import (
     checkpoint_target,
     least_useful,
 )
-from app.engine.copies import CopyFailed
+from app.engine.copies import CopyFailed, CopyTimedOut
 from app.engine.gradcheck import gradcheck
 from app.engine.graph import build_graph
 from app.engine.hooks import Peek
@@ -478,21 +478,24 @@ class Session:
         needs to place every node before it appears (``layout.structure``).
 
         Looked ahead on a copy of the program (Run.copy), once per iteration; None
-        where no copy can be made (see ``can_copy``), for a static graph, at the end,
-        or once a look-ahead has taken over AHEAD_TIMEOUT_S.
+        where no copy can be made (see ``can_copy``), before the program's first step,
+        for a static graph, at the end, or once a look-ahead has taken longer than
+        AHEAD_TIMEOUT_S (the program is too slow to look ahead at every iteration).
         """
         if not self.can_copy:
             return None
         self._materialize()
         run = self._run
-        if run.done or run.program.static_name is not None:
+        if run.done or not run.parked or run.program.static_name is not None:
             return None
         iteration = max(run.iteration, 0)
         if iteration not in self._ahead:
             try:
                 found = run.copy(lambda copy: _structure_after(copy, iteration), AHEAD_TIMEOUT_S)
-            except CopyFailed:
+            except CopyTimedOut:
                 self.can_copy, found = False, None
+            except CopyFailed:
+                found = None
             self._ahead[iteration] = found
         return self._ahead[iteration]
 

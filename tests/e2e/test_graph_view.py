@@ -253,6 +253,35 @@ def test_nodes_keep_their_place_within_the_second_iteration(
     assert not moved, f"{lesson}: nodes moved within the iteration: {moved[:5]}"
 
 
+@pytest.mark.parametrize("lesson", ["autograd", "dynamic_net"])
+def test_nodes_keep_their_place_through_the_first_iteration(
+    opened: Any, explorer: Explorer, lesson: str
+) -> None:
+    """Line by line from the start to the second iteration: no node drawn moves, as the
+    host laid out the whole first iteration ahead (a copy of the program ran it)."""
+    session = opened(lesson)
+    before: dict[str, list[float]] = {}
+    compared = 0
+    moved: list[str] = []
+    for _ in range(80):
+        press(explorer, "Step over line")
+        state = session.state()
+        if state["iteration"] >= 1 or state["done"]:
+            break
+        now = explorer.page.evaluate(CENTRES)
+        for node_id in set(before) & set(now):
+            compared += 1
+            (x0, y0), (x1, y1) = before[node_id], now[node_id]
+            if math.hypot(x1 - x0, y1 - y0) > 1.0:
+                moved.append(
+                    f"{node_id} at cursor {state['cursor']}: {before[node_id]} → {now[node_id]}"
+                )
+        before = now
+    assert state["iteration"] >= 1, "the first iteration did not end within 80 lines"
+    assert compared > 10, f"{lesson}: too few nodes seen at two steps ({compared})"
+    assert not moved, f"{lesson}: nodes moved within the first iteration: {moved[:5]}"
+
+
 def _expected_label(source: dict[str, Any], target: dict[str, Any]) -> tuple[str, Any]:
     """What the engine says flows on an edge: ("norm", value) or ("shape", dims)."""
     ledger = target.get("ledger")

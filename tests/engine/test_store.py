@@ -378,6 +378,9 @@ def test_a_look_ahead_on_a_copy_gives_the_structure_the_program_reaches(make_sto
     stays where and as it was, with no process left behind."""
     store = make_store()
     session_id = _create(store, lesson)["id"]
+    # Before its first step the program has not started: nothing to copy yet (the page
+    # asks right away), and that gives up nothing for the steps that follow.
+    assert store.graph_ahead(session_id)["ahead"] is None
     store.step(session_id, by="event", count=5)
     before = store.state(session_id)
     pid = store.ping(session_id)["pid"]
