@@ -48,7 +48,8 @@ _log = logging.getLogger(__name__)
 QUIET_S = 0.05
 CHUNK_S = 0.01
 # A step still running after LONG_STEP_S is a long run: its program thread drops to
-# spec.background_nice, so that single steps of other sessions go first. Checkpoints are
+# spec.background_nice, so that single steps of other sessions go first, and the next
+# step raises it back (where RLIMIT_NICE allows: see to_foreground). Checkpoints are
 # built there from the start. (Reads are answered by the main thread, never lowered.)
 LONG_STEP_S = 0.2
 # An edited program that makes no progress for a step's time limit and this much more,
@@ -114,6 +115,10 @@ def _bound(spec: HostSpec, zygote: int) -> None:
     if sys.platform != "linux":
         return
     die_with_parent(zygote)
+    # As far as the hard limit allows, a thread lowered for a long step may be raised back.
+    _, hard = resource.getrlimit(resource.RLIMIT_NICE)
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NICE, (hard, hard))
     # A container may refuse: then the kernel makes its own choice.
     with contextlib.suppress(OSError), open("/proc/self/oom_score_adj", "w") as file:
         file.write("1000")
@@ -151,6 +156,9 @@ class Host:
         self._requests: queue.Queue[tuple[socket.socket, dict[str, Any]]] = queue.Queue()
         self._cancel = threading.Event()  # of the step in progress
         self._cpu_spent = 0.0
+        # The host's own priority (read by its main thread): each step starts there,
+        # whatever a long step or a checkpoint's build lowered its thread to before.
+        self._nice = os.getpriority(os.PRIO_PROCESS, 0)
         self._building: tuple[Run, int] | None = None  # a checkpoint being built, its cursor
         self._closing = False
         self._moved_at = 0.0  # when the session last moved here (time.time())
@@ -358,6 +366,7 @@ class Host:
             cancel=cancel,
             background_at=now + LONG_STEP_S if spec.background_nice else None,
             background_nice=spec.background_nice,
+            foreground_nice=self._nice if spec.background_nice else None,
         )
         try:
             interrupted = self._session.step(by=by, count=count, stop=stop)

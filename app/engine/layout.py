@@ -8,7 +8,10 @@ new node, a new id) takes the slot of its twin of the previous iteration. While 
 previous iteration's nodes are still in scope (until the loss is rebound), the
 layout is theirs: a new node fills its twin's slot (the twin is hidden), and a node
 with no twin (the dynamic net grew deeper) is placed beside the laid-out structure,
-so that nothing laid out moves before the iteration's graph is complete.
+so that nothing laid out moves before the iteration's graph is complete. Where the
+session's host could look the iteration ahead on a copy of its program (a fork: see
+``Session.ahead``), that structure is laid out instead, from the iteration's first node
+on: then nothing moves within any iteration, the first and the dynamic net's included.
 
 :func:`layout` gives places for the iteration's whole structure (``dot -Tplain``, one
 run per structure, in-process through libgvc where it loads), kept while that

@@ -46,6 +46,7 @@ __all__ = [
     "Run",
     "Stop",
     "to_background",
+    "to_foreground",
 ]
 
 STEP_KINDS = ("event", "line", "phase", "iteration", "end")
@@ -81,9 +82,10 @@ class Stop:
     the process has used ``cpu_deadline`` seconds of CPU, or when ``cancel`` is set.
 
     ``reason`` says which ("time" or "cancelled", as State.interrupted names them) and
-    ``detail`` says it in a sentence, once it has been reached. From ``background_at``
-    (monotonic) on, the program's thread runs at ``background_nice`` (see
-    :func:`to_background`).
+    ``detail`` says it in a sentence, once it has been reached. The program's thread
+    runs the step at ``foreground_nice`` (given: raised back there as it sets out, where
+    the OS allows, see :func:`to_foreground`), and from ``background_at``
+    (monotonic) on at ``background_nice`` (see :func:`to_background`).
     """
 
     def __init__(
@@ -94,7 +96,9 @@ class Stop:
         cancel: threading.Event | None = None,
         background_at: float | None = None,
         background_nice: int = 10,
+        foreground_nice: int | None = None,
     ) -> None:
+        self.foreground_nice = foreground_nice
         self.deadline = deadline
         self.cpu_deadline = cpu_deadline
         self.cancel = cancel
@@ -102,6 +106,11 @@ class Stop:
         self.background_nice = background_nice
         self.reason: str | None = None
         self.detail = ""
+
+    def begin(self) -> None:
+        """Called by the program's thread as it sets out on the step."""
+        if self.foreground_nice is not None:
+            to_foreground(self.foreground_nice)
 
     def reached(self) -> bool:
         # Checked by the program's own thread at every event (the one to lower): one
@@ -122,13 +131,28 @@ class Stop:
 def to_background(nice: int) -> None:
     """Lower the calling thread's scheduling priority to ``nice``, if it is above it.
 
-    NOTE: on Linux the nice value belongs to a thread, and an unprivileged one may raise
-    its own nice value only: a program thread lowered stays lowered (so do the session's
-    later steps on it). A confined host may not change it at all (seccomp: EPERM).
+    NOTE: on Linux the nice value belongs to a thread. A confined host may not change
+    it at all (seccomp: EPERM).
     """
     with contextlib.suppress(OSError):
         if os.getpriority(os.PRIO_PROCESS, 0) < nice:
             os.setpriority(os.PRIO_PROCESS, 0, nice)
+
+
+def to_foreground(nice: int) -> bool:
+    """Raise the calling thread's scheduling priority back to ``nice``, if it is below
+    it; whether it is at ``nice`` now.
+
+    NOTE: an unprivileged thread may raise its priority only as far as RLIMIT_NICE
+    allows (to nice 20 - limit; hosts raise their soft limit to the hard one, and the
+    compose file sets it to 20, so nice 0): elsewhere a thread lowered stays lowered.
+    """
+    try:
+        if os.getpriority(os.PRIO_PROCESS, 0) > nice:
+            os.setpriority(os.PRIO_PROCESS, 0, nice)
+    except OSError:
+        return False
+    return True
 
 
 class Goal:
@@ -387,6 +411,8 @@ class Run:
         """Run the program; True if it ran to its end (the thread can be reused)."""
         self._thread_id = threading.get_ident()
         try:
+            with self._cv:
+                self._set_out()
             return self._execute()
         finally:
             if self._closing:
@@ -678,6 +704,13 @@ class Run:
             self.parked = self.parked_elsewhere = False
             if self._closing:
                 raise _Abort
+            self._set_out()
+
+    def _set_out(self) -> None:
+        """The program's thread sets out on a new goal."""
+        stop = self._goal.stop if self._goal is not None else None
+        if stop is not None:
+            stop.begin()
 
     def _fork_here(self) -> None:
         """Fork, in the program's thread (the controller waits in :meth:`copy`)."""

@@ -495,12 +495,77 @@ def test_a_long_step_runs_in_the_background_and_reads_stay_in_front(make_store):
     long_run = _create(store, "custom_module", iterations=5000)["id"]
     short = _create(store, "custom_module", iterations=5000)["id"]
     store.step(short, by="event", count=40)  # a few ms: single steps
-    store.step(long_run, by="end", count=1)  # over a second
+    store.step(long_run, by="event", count=100_000)  # over a second, not to the end
     lowered, kept = (_thread_nices(store.ping(s)["pid"]) for s in (long_run, short))
 
     assert lowered[store.ping(long_run)["pid"]] == 0  # the main thread, answering reads
     assert max(lowered.values()) == Settings().background_nice == 10  # the program's
     assert set(kept.values()) == {0}
+    # The next step raises the program's thread back where the OS lets a thread raise
+    # its priority (privileges, or RLIMIT_NICE as compose sets it): single steps run in
+    # front again. Elsewhere it stays lowered, and steps go on.
+    store.step(long_run, by="event", count=1)
+    expected = {0} if _may_raise_priority() else {0, 10}
+    assert set(_thread_nices(store.ping(long_run)["pid"]).values()) == expected
+
+
+def _may_raise_priority() -> bool:
+    """Can a thread of this process, lowered to nice 1, go back to nice 0?"""
+    outcome: list[bool] = []
+
+    def probe() -> None:
+        os.setpriority(os.PRIO_PROCESS, 0, 1)
+        try:
+            os.setpriority(os.PRIO_PROCESS, 0, 0)
+            outcome.append(True)
+        except OSError:
+            outcome.append(False)
+
+    thread = threading.Thread(target=probe)
+    thread.start()
+    thread.join()
+    return outcome[0]
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="per-thread nice values: Linux")
+@pytest.mark.skipif(os.geteuid() != 0, reason="sets a limit, then gives up root")
+@pytest.mark.parametrize("limit", [20, 0])
+def test_an_unprivileged_thread_goes_back_to_the_front_as_far_as_rlimit_nice_allows(limit):
+    """Without privileges, raising a thread's priority again takes RLIMIT_NICE (the
+    compose file sets 20: back to nice 0); without it the thread stays lowered, and
+    the step runs on."""
+    script = textwrap.dedent(
+        f"""
+        import os, resource, sys, threading
+        from app.engine.tracer import Stop, to_background
+        try:
+            resource.setrlimit(resource.RLIMIT_NICE, ({limit}, {limit}))
+        except ValueError:  # no CAP_SYS_RESOURCE (a container's root)
+            print("cannot set the limit")
+            sys.exit(0)
+        os.setgid(65534)
+        os.setuid(65534)
+        seen = []
+
+        def program():
+            to_background(10)
+            seen.append(os.getpriority(os.PRIO_PROCESS, 0))
+            Stop(foreground_nice=0).begin()
+            seen.append(os.getpriority(os.PRIO_PROCESS, 0))
+
+        thread = threading.Thread(target=program)
+        thread.start()
+        thread.join()
+        print(seen)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
+    assert done.returncode == 0, done.stderr
+    if done.stdout.strip() == "cannot set the limit":
+        pytest.skip("this machine's RLIMIT_NICE hard limit cannot be raised")
+    assert done.stdout.split() == (["[10,", "0]"] if limit == 20 else ["[10,", "10]"])
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="per-thread nice values: Linux")

@@ -201,3 +201,17 @@ def test_nginx_accepts_the_rendered_configuration():
 
     assert result.returncode == 0, result.stderr
     assert "test is successful" in result.stderr
+
+
+def test_every_app_lets_a_session_go_back_to_the_front_after_a_long_step():
+    """The image runs as an unprivileged user: a program thread lowered for a long step
+    (AGX_BACKGROUND_NICE) may go back to nice 0 only within RLIMIT_NICE (20 - limit)."""
+    image = services()["app"]["image"]
+    apps = {
+        n: s
+        for n, s in services().items()
+        if str(s.get("image", "")).startswith(image.split(":")[0])
+    }
+    assert {"app", *replicas()} <= set(apps)
+    for name, spec in apps.items():
+        assert spec.get("ulimits", {}).get("nice") == 20, name
