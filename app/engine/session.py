@@ -17,7 +17,7 @@ from app.engine.checkpoints import (
     least_useful,
 )
 from app.engine.copies import CopyFailed, CopyTimedOut
-from app.engine.gradcheck import gradcheck
+from app.engine.gradcheck import GradcheckError, gradcheck
 from app.engine.graph import build_graph
 from app.engine.hooks import Peek
 from app.engine.layout import structure
@@ -106,6 +106,8 @@ REPLAY_SHARE = 0.25
 REPLAY_FLOOR_S = 0.02
 #: A look-ahead (Session.ahead) that gives no answer within this is given up, for good.
 AHEAD_TIMEOUT_S = 0.5
+#: A gradient check (two evaluations of the iteration's loss) may take this long.
+GRADCHECK_TIMEOUT_S = 30.0
 _TIMED_EVENTS = 256  # a walk at least this long measures the program's pace
 _WATCHED = 2  # details kept for the last names asked for (the inspector shows one)
 
@@ -533,9 +535,28 @@ class Session:
 
     def gradcheck(self, tensor: str, index: list[int]) -> dict[str, Any]:
         """Check one element of this iteration's gradient numerically (see
-        :mod:`app.engine.gradcheck`); the session stays where and as it is."""
+        :mod:`app.engine.gradcheck`); the session stays where and as it is: the check
+        runs on a copy of the program where one can be made (Run.copy), so that what
+        it computes (float64 copies of the iteration's values) lives and dies there."""
         self._materialize()
-        return gradcheck(self._run, tensor, index)
+        run = self._run
+        if not self.can_copy or not run.parked:
+            return gradcheck(run, tensor, index)
+        try:
+            outcome = run.copy(lambda copy: _checked(copy, tensor, index), GRADCHECK_TIMEOUT_S)
+        except CopyTimedOut:
+            raise GradcheckError(
+                409,
+                f"the check took over {GRADCHECK_TIMEOUT_S:g} s, longer than a check may "
+                "take: try it with a smaller config",
+            ) from None
+        except CopyFailed:
+            return gradcheck(run, tensor, index)
+        if "unknown" in outcome:
+            raise KeyError(outcome["unknown"])
+        if "refused" in outcome:
+            raise GradcheckError(*outcome["refused"])
+        return dict(outcome["checked"])
 
     def grad_element(self, node_id: str, side: str, k: int, index: list[int]) -> dict[str, Any]:
         """Any element of a gradient in the ledger of node ``node_id`` (at the cursor).
@@ -642,3 +663,13 @@ def _structure_after(run: Run, iteration: int) -> dict[str, Any]:
     return its graph's structure."""
     run.advance("end", 1, until_iteration=iteration + 1)
     return structure(build_graph(run))
+
+
+def _checked(run: Run, tensor: str, index: list[int]) -> dict[str, Any]:
+    """In a copy: :func:`gradcheck`'s answer, or why it gave none, as JSON."""
+    try:
+        return {"checked": gradcheck(run, tensor, index)}
+    except KeyError as exc:
+        return {"unknown": exc.args[0] if exc.args else tensor}
+    except GradcheckError as exc:
+        return {"refused": [exc.status, exc.message]}

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from app.engine.gradcheck import GradcheckError
 from app.engine.host import QUIET_S
 from app.engine.hosts import CpuSpent, HostDied, Hosts, ProgramStuck, SessionBusy
 from app.engine.layout import structure
@@ -407,6 +408,48 @@ def test_edited_programs_are_never_copied(make_store):
     source = store.graph_ahead(session_id)
     assert source["ahead"] is None
     assert source["graph"] == store.graph(session_id) and source["graph"]["nodes"]
+
+
+@pytest.mark.parametrize(
+    ("lesson", "tensor"),
+    [("tensors", "w1"), ("autograd", "w2"), ("custom_module", "model.linear1.weight")],
+)
+def test_a_gradient_check_runs_on_a_copy_and_answers_as_in_process(make_store, lesson, tensor):
+    """The host checks on a copy of its program (Run.copy): the same answer as a
+    session in this process, refusals included, with the session left as it was."""
+    store = make_store()
+    session_id = _create(store, lesson)["id"]
+    found = get_lesson(lesson)
+    config = resolve_config(found, SMALL, limits=Limits(max_session_bytes=1 << 40))
+    local = Session(id="local", lesson=found, config=config)
+    try:
+        local.step(by="iteration", count=2)
+        store.step(session_id, by="iteration", count=2)
+        with pytest.raises(GradcheckError) as early:
+            store.gradcheck(session_id, tensor, [0, 0])
+        assert early.value.status == 409
+        while store.state(session_id)["phase"] != "update":
+            store.step(session_id, by="line", count=1)
+            local.step(by="line")
+        before = store.state(session_id)
+        pid = store.ping(session_id)["pid"]
+        index = [n // 2 for n in before["variables"][tensor]["shape"]]
+
+        checked = store.gradcheck(session_id, tensor, index)
+
+        expected = local.gradcheck(tensor, index)
+        assert checked.keys() == expected.keys()
+        for key in ("analytic", "numeric"):
+            assert checked[key] == pytest.approx(expected[key], rel=1e-5, abs=1e-9), key
+        assert checked["iteration"] == expected["iteration"] == 1
+        assert store.state(session_id) == before and not _children(pid)
+        with pytest.raises(KeyError):
+            store.gradcheck(session_id, "nope", [0])
+        with pytest.raises(GradcheckError) as outside:
+            store.gradcheck(session_id, tensor, [10**6, 0])
+        assert outside.value.status == 422 and "not an element" in str(outside.value)
+    finally:
+        local.close()
 
 
 def test_the_hosts_end_with_the_processes_that_use_them(tmp_path):
