@@ -178,7 +178,7 @@ class Host:
         idle_since = time.monotonic()
         cpu_at = time.process_time()
         while not self._closing:
-            building = self._worth_building()
+            building = self._worth_building() or self._ahead_wanted()
             try:
                 wait = QUIET_S if building else IDLE_CHECK_S if edited else 1.0
                 conn, request = self._requests.get(timeout=wait)
@@ -188,7 +188,7 @@ class Host:
                 if edited and not building and time.process_time() - cpu_at > wait / 2:
                     _log.warning("session host %s: its program runs between steps", os.getpid())
                     return  # a thread the program left running: end it with the host
-                self._build_piece()
+                self._idle()
                 cpu_at = time.process_time()
                 continue
             self._touch(busy=True)
@@ -379,6 +379,17 @@ class Host:
 
     def _worth_building(self) -> bool:
         return self._building is not None or self._session.checkpoint_target() is not None
+
+    def _ahead_wanted(self) -> bool:
+        return not self._session.ahead_known(next_one=True) and self._room_for_one_more()
+
+    def _idle(self) -> None:
+        """Use a quiet moment: look the next iteration ahead (so that the step into it
+        finds its layout's structure ready), else build a piece of a checkpoint."""
+        if self._ahead_wanted():
+            self._session.ahead(next_one=True)
+        else:
+            self._build_piece()
 
     def _build_piece(self) -> None:
         """Advance the checkpoint being built by a piece; keep it once it is there."""

@@ -173,6 +173,7 @@ class Session:
         # unconfined: set by the host.
         self.can_copy = False
         self._ahead: dict[int, dict[str, Any] | None] = {}  # iteration -> its structure
+        self._ahead_off = False  # a look-ahead took too long: none from here on
 
     def new_run(self) -> Run:
         """A run of this session's program, not started (a checkpoint to be)."""
@@ -474,32 +475,44 @@ class Session:
         self._graphs.put(self._run.cursor, graph)
         return graph
 
-    def ahead(self) -> dict[str, Any] | None:
-        """The structure of the graph as the current iteration will leave it (when the
-        next one begins, or at the program's end): what a layout of the whole iteration
-        needs to place every node before it appears (``layout.structure``).
+    def ahead(self, *, next_one: bool = False) -> dict[str, Any] | None:
+        """The structure of the graph as the current iteration (or, ``next_one``, the
+        one after it) will leave it, when the iteration after begins or at the
+        program's end: what a layout of the whole iteration needs to place every node
+        before it appears (``layout.structure``).
 
         Looked ahead on a copy of the program (Run.copy), once per iteration; None
         where no copy can be made (see ``can_copy``), before the program's first step,
         for a static graph, at the end, or once a look-ahead has taken longer than
         AHEAD_TIMEOUT_S (the program is too slow to look ahead at every iteration).
         """
-        if not self.can_copy:
+        if not self.can_copy or self._ahead_off:
             return None
         self._materialize()
         run = self._run
         if run.done or not run.parked or run.program.static_name is not None:
             return None
-        iteration = max(run.iteration, 0)
+        iteration = max(run.iteration, 0) + int(next_one)
         if iteration not in self._ahead:
             try:
                 found = run.copy(lambda copy: _structure_after(copy, iteration), AHEAD_TIMEOUT_S)
             except CopyTimedOut:
-                self.can_copy, found = False, None
+                self._ahead_off, found = True, None
             except CopyFailed:
                 found = None
             self._ahead[iteration] = found
+            for old in [i for i in self._ahead if i < iteration - 1]:
+                del self._ahead[old]
         return self._ahead[iteration]
+
+    def ahead_known(self, *, next_one: bool = False) -> bool:
+        """Is there nothing (more) to look ahead for that iteration?"""
+        run = self._run
+        if not self.can_copy or self._ahead_off or self._view is not None:
+            return True
+        if run.done or not run.parked or run.program.static_name is not None:
+            return True
+        return max(run.iteration, 0) + int(next_one) in self._ahead
 
     def torchviz_dot(self) -> str:
         """``torchviz.make_dot`` of the tensors in scope, while their graph is intact."""
