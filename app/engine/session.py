@@ -488,7 +488,12 @@ class Session:
         """
         if not self.can_copy or self._ahead_off:
             return None
-        self._materialize()
+        if self._view is not None:  # a view kept: what is known, never a replay for it
+            view = self._states.get(self._view)
+            if view is None or view["done"]:
+                return None
+            return self._ahead.get(max(view["iteration"], 0) + int(next_one))
+        self._ensure_ledgers()
         run = self._run
         if run.done or not run.parked or run.program.static_name is not None:
             return None

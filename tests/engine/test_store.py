@@ -398,6 +398,23 @@ def test_a_look_ahead_on_a_copy_gives_the_structure_the_program_reaches(make_sto
     assert structure(store.graph(session_id)) == ahead
 
 
+def test_a_look_ahead_never_replays_to_a_view_kept(make_store):
+    """`Step back` after `Run to end` lands on a view the run kept: its graph view is
+    answered from what is known, without a replay to bring the program there."""
+    store = make_store()
+    session_id = _create(store, iterations=200)["id"]
+    # As the page runs to the end: by events, so the run keeps views on its way.
+    end = store.step(session_id, by="event", count=10**6)["cursor"]
+    store.seek(session_id, cursor=end - 1)
+    before = store.ping(session_id)
+    source = store.graph_ahead(session_id)
+    assert source["graph"]["nodes"]
+    after = store.ping(session_id)
+    # A replay would have left the program at the end behind as a checkpoint.
+    assert (after["replays"], after["checkpoints"]) == (before["replays"], before["checkpoints"])
+    assert store.state(session_id)["cursor"] == end - 1
+
+
 def test_edited_programs_are_never_copied(make_store):
     """Fork is denied under the edited-code sandbox (and a copy of untrusted code is
     not wanted): such a session looks nothing ahead, and draws as before."""
