@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_api
 import bench_classroom
+import bench_copy
 import bench_engine
 import bench_load
 import bench_render
@@ -84,6 +85,26 @@ def engine_rows() -> list[Row]:
         (
             "engine: with them, step back from the end / seek to the middle",
             f"{m['ck_step_back'] * 1e3:.0f} / {m['ck_middle'] * 1e3:.0f} ms",
+            "–",
+            "–",
+        ),
+    ]
+
+
+def copy_rows() -> list[Row]:
+    m = bench_copy.measure()
+    return [
+        (
+            f"engine: a copy of the run at cursor {m['cursor']} by fork ÷ a replay to it "
+            "(custom_module, one thread, as in a host)",
+            f"{m['replay'] / m['fork']:.0f}× faster ({m['fork'] * 1e3:.1f} / "
+            f"{m['replay'] * 1e3:.0f} ms)",
+            "–",
+            "–",
+        ),
+        (
+            "engine: a copy that looks its iteration ahead (the layout's structure)",
+            f"{m['ahead'] * 1e3:.1f} ms",
             "–",
             "–",
         ),
@@ -242,6 +263,7 @@ def main() -> int:
     args = parser.parse_args()
     parts: list[tuple[str, Callable[[], list[Row]]]] = [
         ("engine", engine_rows),
+        ("copies", copy_rows),
         ("REST", api_rows),
         ("render", render_rows),
         ("load and memory", load_rows),

@@ -18,3 +18,10 @@ def test_render_bench_builds_its_graph_through_the_engine() -> None:
     assert len(graph["nodes"]) == 39
     ids = {node["id"] for node in graph["nodes"]}
     assert all(edge["source"] in ids and edge["target"] in ids for edge in graph["edges"])
+
+
+def test_the_copy_bench_copies_the_run_where_it_stands() -> None:
+    import bench_copy
+
+    m = bench_copy.measure(repeat=1)  # asserts, in its process, each copy's cursor
+    assert m["cursor"] > 7000 and m["fork"] > 0 and m["replay"] > 0
