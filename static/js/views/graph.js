@@ -3,9 +3,10 @@
  * (GET .../graph/view, or a step's `view`), with pan and zoom, node states, edge labels,
  * an overview of the whole, and node details.
  *
- * NOTE: the server lays out the iteration's whole structure (app.engine.render.layout):
- * a node keeps its place while the structure stands, and a node of the next iteration
- * takes its twin's place. The page draws each node once and moves it (a CSS transition
+ * NOTE: the server lays out the iteration's whole structure (app.engine.layout.layout,
+ * looked ahead on a copy of the program where the session's host can fork one, else the
+ * previous iteration's): a node keeps its place while the structure stands, and a node
+ * of the next iteration takes its twin's place. The page draws each node once and moves it (a CSS transition
  * of its transform, FLIP) only when the structure changes; no node moves when another
  * appears. Text is drawn at fixed sizes and the default view never zooms below 1, so a
  * label in sight is never smaller than its size in CSS px.
