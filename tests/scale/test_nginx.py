@@ -120,6 +120,10 @@ def test_the_access_log_shows_a_session_by_its_first_characters_only(front):
     with _client(nginx, "127.0.0.2") as client:
         client.post(f"/api/sessions/{session_id}/step", json={})
 
+    # nginx logs a request once its answer has gone: the line may come a moment later.
+    deadline = time.monotonic() + 5
+    while not nginx.access_log() and time.monotonic() < deadline:
+        time.sleep(0.05)
     text = nginx.access_log_path.read_text()
     (row,) = nginx.access_log()
     assert session_id not in text
