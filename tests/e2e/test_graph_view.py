@@ -219,6 +219,32 @@ def test_the_largest_graphs_are_readable_at_every_step(
     print(lesson, steps, "steps, smallest label", round(smallest, 1), "px")
 
 
+def _watch_places(
+    explorer: Explorer, session: Session, button: str, presses: int, within: Any
+) -> tuple[int, list[str], dict[str, Any]]:
+    """Press ``button`` while ``within(state)`` holds (at most ``presses`` times),
+    comparing every node drawn at two steps in a row: how many such pairs, the moves
+    found, and the state where it stopped."""
+    before = explorer.page.evaluate(CENTRES)
+    compared = 0
+    moved: list[str] = []
+    for _ in range(presses):
+        press(explorer, button)
+        state = session.state()
+        if not within(state):
+            break
+        now = explorer.page.evaluate(CENTRES)
+        for node_id in set(before) & set(now):
+            compared += 1
+            (x0, y0), (x1, y1) = before[node_id], now[node_id]
+            if math.hypot(x1 - x0, y1 - y0) > 1.0:
+                moved.append(
+                    f"{node_id} at cursor {state['cursor']}: {before[node_id]} → {now[node_id]}"
+                )
+        before = now
+    return compared, moved, state
+
+
 @pytest.mark.parametrize("lesson", [x for x in LESSON_IDS if x not in ("numpy", "tensors")])
 def test_nodes_keep_their_place_within_the_second_iteration(
     opened: Any, explorer: Explorer, lesson: str
@@ -230,23 +256,9 @@ def test_nodes_keep_their_place_within_the_second_iteration(
         press(explorer, "Next iteration")
     state = session.state()
     assert state["iteration"] == 1 and state["phase"] == "forward", state["phase"]
-    before = explorer.page.evaluate(CENTRES)
-    compared = 0
-    moved: list[str] = []
-    for _ in range(40):
-        press(explorer, "Step")
-        state = session.state()
-        if state["iteration"] != 1 or state["phase"] != "forward":
-            break
-        now = explorer.page.evaluate(CENTRES)
-        for node_id in set(before) & set(now):
-            compared += 1
-            (x0, y0), (x1, y1) = before[node_id], now[node_id]
-            if math.hypot(x1 - x0, y1 - y0) > 1.0:
-                moved.append(
-                    f"{node_id} at cursor {state['cursor']}: {before[node_id]} → {now[node_id]}"
-                )
-        before = now
+    compared, moved, _ = _watch_places(
+        explorer, session, "Step", 40, lambda s: s["iteration"] == 1 and s["phase"] == "forward"
+    )
     assert compared > 0, (
         f"{lesson}: no node was present at two forward steps of the second iteration"
     )
@@ -260,23 +272,9 @@ def test_nodes_keep_their_place_through_the_first_iteration(
     """Line by line from the start to the second iteration: no node drawn moves, as the
     host laid out the whole first iteration ahead (a copy of the program ran it)."""
     session = opened(lesson)
-    before: dict[str, list[float]] = {}
-    compared = 0
-    moved: list[str] = []
-    for _ in range(80):
-        press(explorer, "Step over line")
-        state = session.state()
-        if state["iteration"] >= 1 or state["done"]:
-            break
-        now = explorer.page.evaluate(CENTRES)
-        for node_id in set(before) & set(now):
-            compared += 1
-            (x0, y0), (x1, y1) = before[node_id], now[node_id]
-            if math.hypot(x1 - x0, y1 - y0) > 1.0:
-                moved.append(
-                    f"{node_id} at cursor {state['cursor']}: {before[node_id]} → {now[node_id]}"
-                )
-        before = now
+    compared, moved, state = _watch_places(
+        explorer, session, "Step over line", 80, lambda s: s["iteration"] < 1 and not s["done"]
+    )
     assert state["iteration"] >= 1, "the first iteration did not end within 80 lines"
     assert compared > 10, f"{lesson}: too few nodes seen at two steps ({compared})"
     assert not moved, f"{lesson}: nodes moved within the first iteration: {moved[:5]}"
