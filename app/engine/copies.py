@@ -51,6 +51,7 @@ def answer_with(work: Callable[[], Any], writer: int) -> None:
         view = memoryview(json.dumps(answer, separators=(",", ":")).encode())
         while view:
             view = view[os.write(writer, view) :]
+        os.close(writer)  # the end of the answer now, not once this process is torn down
     finally:
         os._exit(code)
 

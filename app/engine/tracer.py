@@ -18,6 +18,7 @@ import random
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -718,7 +719,11 @@ class Run:
         self._fork = None
         parent = os.getpid()
         try:
-            pid: int | None = os.fork()
+            with warnings.catch_warnings():
+                # Python 3.12+ warns of fork in a process with threads: this thread is
+                # the only one the copy needs (see copy's note).
+                warnings.simplefilter("ignore", DeprecationWarning)
+                pid: int | None = os.fork()
         except OSError:
             pid = None
         if pid == 0:  # the copy: this thread is its only one, paused as before
