@@ -114,8 +114,19 @@ class Settings(BaseSettings):
         description=(
             "Nice value a session's program drops to once one of its steps has run for "
             "0.2 s, and that its checkpoints are built at, so that other sessions' single "
-            "steps go first; 0 leaves every program at normal priority. One-way: Linux "
-            "lets an unprivileged thread lower its priority only."
+            "steps go first; 0 leaves every program at normal priority. The next step "
+            "raises it back where Linux lets the thread (privileges, or RLIMIT_NICE)."
+        ),
+    )
+    lookahead_s: float = Field(
+        default=0.5,
+        ge=0,
+        le=60,
+        description=(
+            "Seconds a session's host may spend looking an iteration ahead on a copy of "
+            "its program (a fork), so that the graph's layout is the whole iteration's "
+            "from its first node; after three look-aheads in a row that take longer, the "
+            "session looks ahead no more. 0: never (layouts from the previous iteration)."
         ),
     )
     session_cpu_s: float = Field(

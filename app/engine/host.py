@@ -81,6 +81,7 @@ class HostSpec:
     source: str | None = None  # a learner's edit of the lesson: run confined (sandbox)
     max_events: int | None = None  # the most events an edited program may run
     background_nice: int = 10  # of a program whose step ran LONG_STEP_S, and of builds
+    lookahead_s: float = 0.5  # a look-ahead's time limit (Session.ahead); 0: none
 
     @classmethod
     def of(cls, message: dict[str, Any]) -> HostSpec:
@@ -153,6 +154,7 @@ class Host:
         # Forks copy the program's thread only: fine on CPU, where it is the only one
         # that computes; never with a CUDA context, nor under the sandbox (no fork).
         self._session.can_copy = spec.source is None and spec.config.get("device", "cpu") == "cpu"
+        self._session.ahead_timeout_s = spec.lookahead_s
         self._requests: queue.Queue[tuple[socket.socket, dict[str, Any]]] = queue.Queue()
         self._cancel = threading.Event()  # of the step in progress
         self._cpu_spent = 0.0
@@ -342,6 +344,7 @@ class Host:
                 "cpu_spent": self._cpu_spent,
                 "checkpoints": session.checkpoints,
                 "replays": session.replays,
+                "looks_ahead": session.looks_ahead,
             }
         if op == "close":
             self._closing = True

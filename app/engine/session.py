@@ -104,8 +104,9 @@ class _Recent:
 # REPLAY_SHARE of the replay itself (but at least REPLAY_FLOOR_S).
 REPLAY_SHARE = 0.25
 REPLAY_FLOOR_S = 0.02
-#: A look-ahead (Session.ahead) that gives no answer within this is given up, for good.
-AHEAD_TIMEOUT_S = 0.5
+#: Look-aheads in a row (Session.ahead) that may run out of time before the session
+#: looks ahead no more.
+AHEAD_MISSES = 3
 #: A gradient check (two evaluations of the iteration's loss) may take this long.
 GRADCHECK_TIMEOUT_S = 30.0
 _TIMED_EVENTS = 256  # a walk at least this long measures the program's pace
@@ -173,7 +174,9 @@ class Session:
         # unconfined: set by the host.
         self.can_copy = False
         self._ahead: dict[int, dict[str, Any] | None] = {}  # iteration -> its structure
-        self._ahead_off = False  # a look-ahead took too long: none from here on
+        self._ahead_off = False  # look-aheads took too long: none from here on
+        self.ahead_timeout_s = 0.5  # a look-ahead's time limit (0: none at all)
+        self._ahead_misses = 0  # look-aheads in a row that took too long
 
     def new_run(self) -> Run:
         """A run of this session's program, not started (a checkpoint to be)."""
@@ -483,10 +486,11 @@ class Session:
 
         Looked ahead on a copy of the program (Run.copy), once per iteration; None
         where no copy can be made (see ``can_copy``), before the program's first step,
-        for a static graph, at the end, or once a look-ahead has taken longer than
-        AHEAD_TIMEOUT_S (the program is too slow to look ahead at every iteration).
+        for a static graph, at the end, or once AHEAD_MISSES look-aheads in a row have
+        taken longer than ``ahead_timeout_s`` (the program is too slow to look ahead at
+        every iteration; 0: never look ahead).
         """
-        if not self.can_copy or self._ahead_off:
+        if not self.can_copy or self._ahead_off or not self.ahead_timeout_s:
             return None
         if self._view is not None:  # a view kept: what is known, never a replay for it
             view = self._states.get(self._view)
@@ -500,9 +504,14 @@ class Session:
         iteration = max(run.iteration, 0) + int(next_one)
         if iteration not in self._ahead:
             try:
-                found = run.copy(lambda copy: _structure_after(copy, iteration), AHEAD_TIMEOUT_S)
+                found = run.copy(
+                    lambda copy: _structure_after(copy, iteration), self.ahead_timeout_s
+                )
+                self._ahead_misses = 0
             except CopyTimedOut:
-                self._ahead_off, found = True, None
+                # A busy machine may delay one; a program too slow for it delays them all.
+                self._ahead_misses += 1
+                self._ahead_off, found = self._ahead_misses >= AHEAD_MISSES, None
             except CopyFailed:
                 found = None
             self._ahead[iteration] = found
@@ -510,10 +519,17 @@ class Session:
                 del self._ahead[old]
         return self._ahead[iteration]
 
+    @property
+    def looks_ahead(self) -> bool:
+        """Does this session look its iterations ahead (see :meth:`ahead`)?"""
+        return self.can_copy and not self._ahead_off and bool(self.ahead_timeout_s)
+
     def ahead_known(self, *, next_one: bool = False) -> bool:
         """Is there nothing (more) to look ahead for that iteration?"""
         run = self._run
-        if not self.can_copy or self._ahead_off or self._view is not None:
+        if not self.can_copy or self._ahead_off or not self.ahead_timeout_s:
+            return True
+        if self._view is not None:
             return True
         if run.done or not run.parked or run.program.static_name is not None:
             return True

@@ -61,6 +61,7 @@ class HostLimits:
     idle_s: float
     max_events: int = 1_000_000  # events an edited program may run
     background_nice: int = 10
+    lookahead_s: float = 0.5
 
     @classmethod
     def of(cls, settings: Settings) -> HostLimits:
@@ -75,6 +76,7 @@ class HostLimits:
             idle_s=settings.host_idle_s,
             max_events=settings.code_max_events,
             background_nice=settings.background_nice,
+            lookahead_s=settings.lookahead_s,
         )
 
     def spec(self, record: SessionRecord, lesson: Lesson) -> HostSpec:
@@ -97,6 +99,7 @@ class HostLimits:
             source=record.source,
             max_events=self.max_events,
             background_nice=self.background_nice,
+            lookahead_s=self.lookahead_s,
         )
 
 

@@ -22,7 +22,7 @@ from app.engine.host import QUIET_S
 from app.engine.hosts import CpuSpent, HostDied, Hosts, ProgramStuck, SessionBusy
 from app.engine.layout import structure
 from app.engine.records import SQLiteRecords
-from app.engine.session import Session
+from app.engine.session import AHEAD_MISSES, Session
 from app.engine.store import HostLimits, SessionStore, TooManySessions, UnknownSession
 from app.lessons.config import Limits, resolve_config
 from app.lessons.registry import edited, get_lesson
@@ -413,6 +413,26 @@ def test_a_look_ahead_never_replays_to_a_view_kept(make_store):
     # A replay would have left the program at the end behind as a checkpoint.
     assert (after["replays"], after["checkpoints"]) == (before["replays"], before["checkpoints"])
     assert store.state(session_id)["cursor"] == end - 1
+
+
+def test_a_program_too_slow_to_look_ahead_stops_looking_ahead(make_store):
+    """No copy answers within 0.1 ms: after AHEAD_MISSES look-aheads in a row run out
+    of time, the session looks ahead no more, and its graph is served all along."""
+    store = make_store(lookahead_s=1e-4)
+    session_id = _create(store, iterations=10)["id"]
+    store.step(session_id, by="event", count=5)
+    assert store.ping(session_id)["looks_ahead"]
+    for _ in range(AHEAD_MISSES + 1):
+        source = store.graph_ahead(session_id)
+        assert source["ahead"] is None and source["graph"] == store.graph(session_id)
+        store.step(session_id, by="iteration", count=1)
+    assert not store.ping(session_id)["looks_ahead"]
+    assert not _children(store.ping(session_id)["pid"])
+    never = make_store(lookahead_s=0)
+    session_id = _create(never)["id"]
+    never.step(session_id, by="event", count=5)
+    assert never.graph_ahead(session_id)["ahead"] is None
+    assert not never.ping(session_id)["looks_ahead"]
 
 
 def test_edited_programs_are_never_copied(make_store):
