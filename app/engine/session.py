@@ -490,7 +490,7 @@ class Session:
         taken longer than ``ahead_timeout_s`` (the program is too slow to look ahead at
         every iteration; 0: never look ahead).
         """
-        if not self.can_copy or self._ahead_off or not self.ahead_timeout_s:
+        if not self.looks_ahead:
             return None
         if self._view is not None:  # a view kept: what is known, never a replay for it
             view = self._states.get(self._view)
@@ -498,13 +498,12 @@ class Session:
                 return None
             return self._ahead.get(max(view["iteration"], 0) + int(next_one))
         self._ensure_ledgers()
-        run = self._run
-        if run.done or not run.parked or run.program.static_name is not None:
+        iteration = self._iteration_ahead(next_one)
+        if iteration is None:
             return None
-        iteration = max(run.iteration, 0) + int(next_one)
         if iteration not in self._ahead:
             try:
-                found = run.copy(
+                found = self._run.copy(
                     lambda copy: _structure_after(copy, iteration), self.ahead_timeout_s
                 )
                 self._ahead_misses = 0
@@ -524,16 +523,21 @@ class Session:
         """Does this session look its iterations ahead (see :meth:`ahead`)?"""
         return self.can_copy and not self._ahead_off and bool(self.ahead_timeout_s)
 
+    def _iteration_ahead(self, next_one: bool) -> int | None:
+        """The iteration a copy of the program itself would look ahead at, or None where
+        it can make none (it looks nothing ahead, is on a view, at its end, not started,
+        or draws a static graph)."""
+        run = self._run
+        if not self.looks_ahead or self._view is not None:
+            return None
+        if run.done or not run.parked or run.program.static_name is not None:
+            return None
+        return max(run.iteration, 0) + int(next_one)
+
     def ahead_known(self, *, next_one: bool = False) -> bool:
         """Is there nothing (more) to look ahead for that iteration?"""
-        run = self._run
-        if not self.can_copy or self._ahead_off or not self.ahead_timeout_s:
-            return True
-        if self._view is not None:
-            return True
-        if run.done or not run.parked or run.program.static_name is not None:
-            return True
-        return max(run.iteration, 0) + int(next_one) in self._ahead
+        iteration = self._iteration_ahead(next_one)
+        return iteration is None or iteration in self._ahead
 
     def torchviz_dot(self) -> str:
         """``torchviz.make_dot`` of the tensors in scope, while their graph is intact."""

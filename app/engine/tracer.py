@@ -140,20 +140,16 @@ def to_background(nice: int) -> None:
             os.setpriority(os.PRIO_PROCESS, 0, nice)
 
 
-def to_foreground(nice: int) -> bool:
-    """Raise the calling thread's scheduling priority back to ``nice``, if it is below
-    it; whether it is at ``nice`` now.
+def to_foreground(nice: int) -> None:
+    """Raise the calling thread's scheduling priority back to ``nice``, if it is below it.
 
     NOTE: an unprivileged thread may raise its priority only as far as RLIMIT_NICE
     allows (to nice 20 - limit; hosts raise their soft limit to the hard one, and the
     compose file sets it to 20, so nice 0): elsewhere a thread lowered stays lowered.
     """
-    try:
+    with contextlib.suppress(OSError):
         if os.getpriority(os.PRIO_PROCESS, 0) > nice:
             os.setpriority(os.PRIO_PROCESS, 0, nice)
-    except OSError:
-        return False
-    return True
 
 
 class Goal:
@@ -728,11 +724,11 @@ class Run:
             pid = None
         if pid == 0:  # the copy: this thread is its only one, paused as before
             die_with_parent(parent)
-            threading.Thread(target=self._copy_main, args=(work, writer), daemon=True).start()
+            # Its controller: runs ``work`` and answers (the process ends there).
+            answering = threading.Thread(
+                target=answer_with, args=(lambda: work(self), writer), daemon=True
+            )
+            answering.start()
             return
         self._forked = pid
         self._cv.notify_all()
-
-    def _copy_main(self, work: Callable[[Run], Any], writer: int) -> None:
-        """The copy's controller: run ``work`` and answer (the process ends there)."""
-        answer_with(lambda: work(self), writer)
