@@ -27,11 +27,11 @@ CHECKPOINT_GAP_S = 0.1
 REPLAY_WINDOW = 64
 
 
-def settle(run: Run, limit: int | None = None) -> None:
-    """Move ``run`` on, event by event (up to cursor ``limit``), until it is paused in a
-    thread of its own, not inside a backward the autograd engine runs in its device
-    thread."""
-    while run.parked_elsewhere and not run.done and (limit is None or run.cursor < limit):
+def settle(run: Run) -> None:
+    """Move ``run`` on, event by event, until it may be kept while other runs move
+    (Run.keepable): paused in a thread of its own, not inside a backward the autograd
+    engine runs in its device thread, nor inside a torch.fx tracer."""
+    while not run.keepable:
         run.advance("event", 1)
 
 

@@ -381,6 +381,11 @@ class Host:
     # -- checkpoints -----------------------------------------------------------
 
     def _worth_building(self) -> bool:
+        """Is there a checkpoint to build, now? Not while the program is paused where no
+        other run of it may move (Run.keepable): inside a torch.fx tracer, whose
+        process-wide state a run through one would see."""
+        if not self._session.keepable:
+            return False
         return self._building is not None or self._session.checkpoint_target() is not None
 
     def _ahead_wanted(self) -> bool:
@@ -397,6 +402,8 @@ class Host:
     def _build_piece(self) -> None:
         """Advance the checkpoint being built by a piece; keep it once it is there."""
         session = self._session
+        if not self._worth_building():
+            return
         if self._building is None:
             target = session.checkpoint_target()
             if target is None or not self._room_for_one_more():
@@ -409,7 +416,7 @@ class Host:
             min(max(16, int(CHUNK_S / session.pace)), target - run.cursor),
             stop=background if self._spec.background_nice else None,
         )
-        settle(run)  # never left holding a device thread
+        settle(run)  # never left where another run may not move (Run.keepable)
         if run.cursor >= target or run.done:
             self._building = None
             session.add_checkpoint(run)

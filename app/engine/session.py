@@ -246,11 +246,10 @@ class Session:
     def add_checkpoint(self, run: Run) -> bool:
         """Keep ``run`` (a paused run of this program); False if it was not worth keeping.
 
-        A run paused in the autograd engine's device thread is not kept: it would hold
-        that thread, and with it every other backward on the device, for as long as it
-        is kept (see :func:`settle`).
+        A run that may not be kept while others move (Run.keepable: paused in the
+        autograd engine's device thread, or inside a torch.fx tracer) is closed.
         """
-        if self.max_checkpoints == 0 or run.cursor == 0 or run.parked_elsewhere:
+        if self.max_checkpoints == 0 or run.cursor == 0 or not run.keepable:
             run.close()
             return False
         self._checkpoints.append(run)
@@ -277,6 +276,11 @@ class Session:
         """Go on with ``run``; the program left behind becomes a checkpoint."""
         left, self._run = self._run, run
         self.add_checkpoint(left)
+
+    @property
+    def keepable(self) -> bool:
+        """May other runs of the program move while it stands where it does (Run.keepable)?"""
+        return self._run.keepable
 
     @property
     def cursor(self) -> int:

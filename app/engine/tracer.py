@@ -27,6 +27,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import torch
+from torch.fx._symbolic_trace import Tracer as _FxTracer
+from torch.fx.experimental.proxy_tensor import _MakefxTracer
 
 from app.engine.allowed import guarded_builtins
 from app.engine.copies import CopyFailed, answer_of, answer_with, die_with_parent
@@ -51,6 +53,12 @@ __all__ = [
 ]
 
 STEP_KINDS = ("event", "line", "phase", "iteration", "end")
+
+# Code that holds process-wide state while it runs: torch.fx's tracers (symbolic_trace,
+# make_fx) patch torch.nn.Module and module globals and set module-level "current"
+# tracers, each restoring what it found when it returns. A program paused inside one
+# must be the only one there until it leaves (see Run.keepable).
+_TRACER_CODE = frozenset({_FxTracer.trace.__code__, _MakefxTracer._trace_inner.__code__})
 
 
 class Event(NamedTuple):
@@ -270,6 +278,8 @@ class Run:
         # Parked in a thread not its own: the autograd engine's device thread (CUDA),
         # which no other backward on that device can use meanwhile.
         self.parked_elsewhere = False
+        # Parked inside a call of _TRACER_CODE (see keepable).
+        self.tracing = False
         self._thread_id: int | None = None
         # Since the loop body last began: where it began, the gradients AccumulateGrad
         # received (by leaf id; None: .grad holds just that), whether weights changed.
@@ -392,6 +402,18 @@ class Run:
         self.scope.clear()
         self.frames.clear()
         self._pending_error = None
+
+    @property
+    def keepable(self) -> bool:
+        """May this paused run be kept while other runs of the process move?
+
+        Not while parked in the autograd engine's device thread (CUDA): it would hold
+        that thread, and with it every other backward on the device. Not while inside
+        a torch.fx tracer: another run through one would restore the process state it
+        found there, this run's, after this run had left (make_fx then fails, and
+        torch.nn.Module.__call__ stays patched for good). See checkpoints.settle.
+        """
+        return self.done or not (self.parked_elsewhere or self.tracing)
 
     @property
     def frame(self) -> FrameType | None:
@@ -692,16 +714,26 @@ class Run:
             self._goal = None
             self.parked = True
             self.parked_elsewhere = threading.get_ident() != self._thread_id
+            self.tracing = self._in_tracer()
             self._cv.notify_all()
             while self._goal is None and not self._closing:
                 if self._fork is not None:
                     self._fork_here()
                     continue
                 self._cv.wait()
-            self.parked = self.parked_elsewhere = False
+            self.parked = self.parked_elsewhere = self.tracing = False
             if self._closing:
                 raise _Abort
             self._set_out()
+
+    def _in_tracer(self) -> bool:
+        """Is the program's thread inside a torch.fx tracer (_TRACER_CODE)?"""
+        frame = sys._current_frames().get(self._thread_id)  # its thread, parked or not
+        while frame is not None:
+            if frame.f_code in _TRACER_CODE:
+                return True
+            frame = frame.f_back
+        return False
 
     def _set_out(self) -> None:
         """The program's thread sets out on a new goal."""

@@ -582,6 +582,53 @@ def test_step_back_after_a_jump_replays_once_and_shows_what_a_fresh_run_shows(
         fresh.close()
 
 
+def test_moves_across_a_tracer_leave_its_process_state_as_they_found_it() -> None:
+    """static_graph pauses inside make_fx (its trace runs the lesson's lines), where
+    torch.fx patches torch.nn.Module and sets module-level state. A run paused there is
+    never kept while another moves, so seeks back and forth across the trace, in any
+    order, end as the plain program does and leave that state as it was.
+
+    Before: one order in three raised "CURRENT_PATCHER is None in finally block" in
+    make_fx, and left torch.nn.Module.__call__ patched for good."""
+    module_call = torch.nn.Module.__call__
+    plain = run_plain("static_graph", _config("static_graph", iterations=2))
+    rng = np.random.default_rng(0)
+    paused_inside = 0
+    for _ in range(6):
+        session = _session("static_graph", iterations=2)
+        try:
+            for cursor in rng.integers(12, 60, size=8):
+                session.seek(cursor=int(cursor))
+                paused_inside += session._run.tracing
+                assert all(run.keepable for run in session._checkpoints)
+            session.step(by="end")
+            assert session.state()["error"] is None
+            assert session._run.scope["losses"] == plain["losses"]
+        finally:
+            session.close()
+        assert torch.fx._symbolic_trace.CURRENT_PATCHER is None
+        assert torch.nn.Module.__call__ is module_call
+    assert paused_inside >= 6  # the seeks did stop inside the trace
+
+
+def test_a_checkpoint_being_built_is_settled_out_of_a_tracer() -> None:
+    """What a session host does with a checkpoint it builds in pieces (settle): a piece
+    that ends inside make_fx goes on to the first event after the trace."""
+    from app.engine.checkpoints import settle
+
+    session = _session("static_graph", iterations=2)
+    run = session.new_run()
+    try:
+        run.advance("event", 20)
+        assert run.tracing and not run.keepable and run.line in (25, 26, 30, 31, 35)
+        settle(run)
+        assert run.keepable and not run.tracing
+        assert run.line == 37 and run.phase == "forward"  # the loop: the trace is done
+        assert session.add_checkpoint(run)
+    finally:
+        session.close()
+
+
 @pytest.mark.parametrize("lesson_id", sorted(LESSONS))
 def test_what_a_cursor_shows_does_not_depend_on_how_the_run_got_there(lesson_id: str) -> None:
     """Shown at every event, or reached by jumps (batched backward, no graph built on the
