@@ -728,6 +728,8 @@ class Run:
 
     def _in_tracer(self) -> bool:
         """Is the program's thread inside a torch.fx tracer (_TRACER_CODE)?"""
+        if self._thread_id is None:
+            return False
         frame = sys._current_frames().get(self._thread_id)  # its thread, parked or not
         while frame is not None:
             if frame.f_code in _TRACER_CODE:
