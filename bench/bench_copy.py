@@ -50,7 +50,8 @@ def _measure_here(repeat: int) -> dict[str, Any]:
 
     torch.set_num_threads(1)
     from app.engine.layout import structure
-    from app.engine.session import Session, _structure_after
+    from app.engine.lookahead import structure_after
+    from app.engine.session import Session
     from app.lessons.registry import get_lesson
 
     lesson = get_lesson("custom_module")
@@ -66,7 +67,7 @@ def _measure_here(repeat: int) -> dict[str, Any]:
             assert run.copy(lambda copy: copy.cursor, 10.0) == k
             forks.append(time.perf_counter() - started)
             started = time.perf_counter()
-            found = run.copy(lambda copy: _structure_after(copy, iteration), 10.0)
+            found = run.copy(lambda copy: structure_after(copy, iteration), 10.0)
             aheads.append(time.perf_counter() - started)
             started = time.perf_counter()
             again = session.new_run()

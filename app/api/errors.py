@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException
 
 from app.api.middleware import SECURITY_HEADERS
 from app.api.schemas import MAX_COUNT, STEP_KINDS, Error
+from app.engine.graph import GraphFreedError
 from app.engine.hosts import (
     MALFORMED,
     CpuSpent,
@@ -29,7 +30,7 @@ from app.engine.hosts import (
 )
 from app.engine.records import BadRecord
 from app.engine.render import GraphTooLarge, RenderError
-from app.engine.session import GraphFreedError, StepUnavailable
+from app.engine.session import StepUnavailable
 from app.engine.store import TooManySessions, UnknownSession
 from app.lessons.config import ConfigError
 from app.lessons.registry import EditError

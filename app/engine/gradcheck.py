@@ -19,13 +19,16 @@ import numpy as np
 import torch
 from torch.overrides import TorchFunctionMode
 
+from app.engine.copies import CopyFailed, CopyTimedOut
 from app.engine.snapshot import scope_tensors
 from app.engine.tracer import IterationStart, Run
 
-__all__ = ["GradcheckError", "gradcheck"]
+__all__ = ["GRADCHECK_TIMEOUT_S", "GradcheckError", "checked_on_copy", "gradcheck"]
 
 EPS = 1e-6  # relative step, as torch.autograd.gradcheck's eps for float64
 NEGLIGIBLE = 1e-2  # |analytic| below this share of max |grad| is too small to judge
+#: A check (two evaluations of the iteration's loss) may take this long on a copy.
+GRADCHECK_TIMEOUT_S = 30.0
 
 
 class GradcheckError(Exception):
@@ -222,3 +225,36 @@ def gradcheck(run: Run, name: str, index: list[int]) -> dict[str, Any]:
         "kink": zeros_up != zeros_down,
         "grad": float(accumulated[key]),
     }
+
+
+def checked_on_copy(run: Run, name: str, index: list[int], *, copy: bool) -> dict[str, Any]:
+    """:func:`gradcheck` of ``run`` (paused), on a copy of it where one may be made
+    (``copy``: Run.copy), so that what it computes lives and dies there; refusals come
+    back as raised. Over GRADCHECK_TIMEOUT_S, GradcheckError 409."""
+    if not copy or not run.parked:
+        return gradcheck(run, name, index)
+    try:
+        outcome = run.copy(lambda copied: _checked(copied, name, index), GRADCHECK_TIMEOUT_S)
+    except CopyTimedOut:
+        raise GradcheckError(
+            409,
+            f"the check took over {GRADCHECK_TIMEOUT_S:g} s, longer than a check may "
+            "take: try it with a smaller config",
+        ) from None
+    except CopyFailed:
+        return gradcheck(run, name, index)
+    if "unknown" in outcome:
+        raise KeyError(outcome["unknown"])
+    if "refused" in outcome:
+        raise GradcheckError(*outcome["refused"])
+    return dict(outcome["checked"])
+
+
+def _checked(run: Run, name: str, index: list[int]) -> dict[str, Any]:
+    """In a copy: :func:`gradcheck`'s answer, or why it gave none, as JSON."""
+    try:
+        return {"checked": gradcheck(run, name, index)}
+    except KeyError as exc:
+        return {"unknown": exc.args[0] if exc.args else name}
+    except GradcheckError as exc:
+        return {"refused": [exc.status, exc.message]}

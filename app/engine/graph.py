@@ -14,7 +14,7 @@ from app.engine.snapshot import scope_tensors
 if TYPE_CHECKING:
     from app.engine.tracer import Run
 
-__all__ = ["autograd_graph", "build_graph", "static_graph"]
+__all__ = ["GraphFreedError", "autograd_graph", "build_graph", "static_graph", "torchviz_dot"]
 
 
 def _function_node(
@@ -265,3 +265,40 @@ def build_graph(run: Run) -> dict[str, Any]:
         if isinstance(value, torch.fx.GraphModule):
             return static_graph(value, run.static_focus, run.static_executed)
     return autograd_graph(run)
+
+
+class GraphFreedError(Exception):
+    """The autograd graph in scope has been run by backward and its buffers freed."""
+
+
+def torchviz_dot(run: Run) -> str:
+    """``torchviz.make_dot`` of the tensors in ``run``'s scope, while their graph is intact
+    (GraphFreedError once backward has freed it)."""
+    import torchviz
+
+    tensors = scope_tensors(run)
+    roots = {
+        name: t
+        for name, t in tensors.items()
+        if isinstance(t, torch.Tensor) and t.grad_fn is not None
+    }
+    stack = [t.grad_fn for t in roots.values()]
+    seen: set[Any] = set()
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        record = run.registry.get(node)
+        if record is not None and record.executed:
+            raise GraphFreedError(
+                "backward has already run this graph and freed its saved tensors; "
+                "step to the next forward pass to draw it with torchviz"
+            )
+        stack.extend(child for child, _ in node.next_functions)
+    params = {
+        name: t
+        for name, t in tensors.items()
+        if isinstance(t, torch.Tensor) and t.requires_grad and t.is_leaf
+    }
+    return str(torchviz.make_dot(tuple(roots.values()), params=params).source)

@@ -34,8 +34,9 @@ from app.engine import wire
 from app.engine.checkpoints import settle
 from app.engine.copies import die_with_parent
 from app.engine.gradcheck import GradcheckError
+from app.engine.graph import GraphFreedError
 from app.engine.output import bounded_text
-from app.engine.session import GraphFreedError, Session, StepUnavailable
+from app.engine.session import Session, StepUnavailable
 from app.engine.tracer import Run, Stop
 from app.lessons.registry import edited, get_lesson
 
@@ -154,7 +155,7 @@ class Host:
         # Forks copy the program's thread only: fine on CPU, where it is the only one
         # that computes; never with a CUDA context, nor under the sandbox (no fork).
         self._session.can_copy = spec.source is None and spec.config.get("device", "cpu") == "cpu"
-        self._session.ahead_timeout_s = spec.lookahead_s
+        self._session.lookahead.timeout_s = spec.lookahead_s
         self._requests: queue.Queue[tuple[socket.socket, dict[str, Any]]] = queue.Queue()
         self._cancel = threading.Event()  # of the step in progress
         self._cpu_spent = 0.0

@@ -24,8 +24,9 @@ from typing import Any
 
 from app.engine import wire
 from app.engine.gradcheck import GradcheckError
+from app.engine.graph import GraphFreedError
 from app.engine.host import STARTED, HostSpec, stuck_message
-from app.engine.session import GraphFreedError, StepUnavailable
+from app.engine.session import StepUnavailable
 from app.settings import host_environment
 
 __all__ = [

@@ -5,10 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections import OrderedDict
-from itertools import islice
 from typing import Any
-
-import torch
 
 from app.engine.checkpoints import (
     CHECKPOINTS,
@@ -16,15 +13,15 @@ from app.engine.checkpoints import (
     checkpoint_target,
     least_useful,
 )
-from app.engine.copies import CopyFailed, CopyTimedOut
-from app.engine.gradcheck import GradcheckError, gradcheck
-from app.engine.graph import build_graph
+from app.engine.gradcheck import checked_on_copy
+from app.engine.graph import build_graph, torchviz_dot
 from app.engine.hooks import Peek
-from app.engine.layout import structure
+from app.engine.lookahead import LookAhead
 from app.engine.program import program_for
 from app.engine.snapshot import (
     SummaryCache,
     arrays,
+    bounded_state,
     optimizer_state,
     scalars,
     scope_tensors,
@@ -34,11 +31,7 @@ from app.engine.tracer import STEP_KINDS, Run, Stop
 from app.lessons.plain import lesson_globals
 from app.lessons.registry import Lesson
 
-__all__ = ["GraphFreedError", "Session", "StepUnavailable"]
-
-
-class GraphFreedError(Exception):
-    """The autograd graph in scope has been run by backward and its buffers freed."""
+__all__ = ["Session", "StepUnavailable"]
 
 
 class StepUnavailable(Exception):
@@ -104,11 +97,6 @@ class _Recent:
 # REPLAY_SHARE of the replay itself (but at least REPLAY_FLOOR_S).
 REPLAY_SHARE = 0.25
 REPLAY_FLOOR_S = 0.02
-#: Look-aheads in a row (Session.ahead) that may run out of time before the session
-#: looks ahead no more.
-AHEAD_MISSES = 3
-#: A gradient check (two evaluations of the iteration's loss) may take this long.
-GRADCHECK_TIMEOUT_S = 30.0
 _TIMED_EVENTS = 256  # a walk at least this long measures the program's pace
 _WATCHED = 2  # details kept for the last names asked for (the inspector shows one)
 
@@ -173,10 +161,7 @@ class Session:
         # May the program be copied by a fork (Run.copy)? Only a CPU session host's,
         # unconfined: set by the host.
         self.can_copy = False
-        self._ahead: dict[int, dict[str, Any] | None] = {}  # iteration -> its structure
-        self._ahead_off = False  # look-aheads took too long: none from here on
-        self.ahead_timeout_s = 0.5  # a look-ahead's time limit (0: none at all)
-        self._ahead_misses = 0  # look-aheads in a row that took too long
+        self.lookahead = LookAhead()
 
     def new_run(self) -> Run:
         """A run of this session's program, not started (a checkpoint to be)."""
@@ -467,7 +452,7 @@ class Session:
             ],
         }
         if self.lesson.edited:  # a program may bind thousands of names, or huge ones
-            state = _bounded_state(state)
+            state = bounded_state(state)
         self._states.put(run.cursor, state)
         return state
 
@@ -486,119 +471,38 @@ class Session:
         """The structure of the graph as the current iteration (or, ``next_one``, the
         one after it) will leave it, when the iteration after begins or at the
         program's end: what a layout of the whole iteration needs to place every node
-        before it appears (``layout.structure``).
-
-        Looked ahead on a copy of the program (Run.copy), once per iteration; None
-        where no copy can be made (see ``can_copy``), before the program's first step,
-        for a static graph, at the end, or once AHEAD_MISSES look-aheads in a row have
-        taken longer than ``ahead_timeout_s`` (the program is too slow to look ahead at
-        every iteration; 0: never look ahead).
-        """
+        before it appears (see :class:`LookAhead`; None where it finds none)."""
         if not self.looks_ahead:
             return None
         if self._view is not None:  # a view kept: what is known, never a replay for it
             view = self._states.get(self._view)
             if view is None or view["done"]:
                 return None
-            return self._ahead.get(max(view["iteration"], 0) + int(next_one))
+            return self.lookahead.found(max(view["iteration"], 0) + int(next_one))
         self._ensure_ledgers()
-        iteration = self._iteration_ahead(next_one)
-        if iteration is None:
-            return None
-        if iteration not in self._ahead:
-            try:
-                found = self._run.copy(
-                    lambda copy: _structure_after(copy, iteration), self.ahead_timeout_s
-                )
-                self._ahead_misses = 0
-            except CopyTimedOut:
-                # A busy machine may delay one; a program too slow for it delays them all.
-                self._ahead_misses += 1
-                self._ahead_off, found = self._ahead_misses >= AHEAD_MISSES, None
-            except CopyFailed:
-                found = None
-            self._ahead[iteration] = found
-            for old in [i for i in self._ahead if i < iteration - 1]:
-                del self._ahead[old]
-        return self._ahead[iteration]
+        return self.lookahead.structure(self._run, next_one=next_one)
 
     @property
     def looks_ahead(self) -> bool:
         """Does this session look its iterations ahead (see :meth:`ahead`)?"""
-        return self.can_copy and not self._ahead_off and bool(self.ahead_timeout_s)
-
-    def _iteration_ahead(self, next_one: bool) -> int | None:
-        """The iteration a copy of the program itself would look ahead at, or None where
-        it can make none (it looks nothing ahead, is on a view, at its end, not started,
-        or draws a static graph)."""
-        run = self._run
-        if not self.looks_ahead or self._view is not None:
-            return None
-        if run.done or not run.parked or run.program.static_name is not None:
-            return None
-        return max(run.iteration, 0) + int(next_one)
+        return self.can_copy and self.lookahead.on
 
     def ahead_known(self, *, next_one: bool = False) -> bool:
         """Is there nothing (more) to look ahead for that iteration?"""
-        iteration = self._iteration_ahead(next_one)
-        return iteration is None or iteration in self._ahead
+        if not self.looks_ahead or self._view is not None:
+            return True
+        return self.lookahead.known(self._run, next_one=next_one)
 
     def torchviz_dot(self) -> str:
         """``torchviz.make_dot`` of the tensors in scope, while their graph is intact."""
-        import torchviz
-
         self._materialize()
-        run = self._run
-        roots = {
-            name: t
-            for name, t in scope_tensors(run).items()
-            if isinstance(t, torch.Tensor) and t.grad_fn is not None
-        }
-        stack = [t.grad_fn for t in roots.values()]
-        seen: set[Any] = set()
-        while stack:
-            node = stack.pop()
-            if node is None or node in seen:
-                continue
-            seen.add(node)
-            record = run.registry.get(node)
-            if record is not None and record.executed:
-                raise GraphFreedError(
-                    "backward has already run this graph and freed its saved tensors; "
-                    "step to the next forward pass to draw it with torchviz"
-                )
-            stack.extend(child for child, _ in node.next_functions)
-        params = {
-            name: t
-            for name, t in scope_tensors(run).items()
-            if isinstance(t, torch.Tensor) and t.requires_grad and t.is_leaf
-        }
-        return str(torchviz.make_dot(tuple(roots.values()), params=params).source)
+        return torchviz_dot(self._run)
 
     def gradcheck(self, tensor: str, index: list[int]) -> dict[str, Any]:
         """Check one element of this iteration's gradient numerically (see
-        :mod:`app.engine.gradcheck`); the session stays where and as it is: the check
-        runs on a copy of the program where one can be made (Run.copy), so that what
-        it computes (float64 copies of the iteration's values) lives and dies there."""
+        :func:`checked_on_copy`); the session stays where and as it is."""
         self._materialize()
-        run = self._run
-        if not self.can_copy or not run.parked:
-            return gradcheck(run, tensor, index)
-        try:
-            outcome = run.copy(lambda copy: _checked(copy, tensor, index), GRADCHECK_TIMEOUT_S)
-        except CopyTimedOut:
-            raise GradcheckError(
-                409,
-                f"the check took over {GRADCHECK_TIMEOUT_S:g} s, longer than a check may "
-                "take: try it with a smaller config",
-            ) from None
-        except CopyFailed:
-            return gradcheck(run, tensor, index)
-        if "unknown" in outcome:
-            raise KeyError(outcome["unknown"])
-        if "refused" in outcome:
-            raise GradcheckError(*outcome["refused"])
-        return dict(outcome["checked"])
+        return checked_on_copy(self._run, tensor, index, copy=self.can_copy)
 
     def grad_element(self, node_id: str, side: str, k: int, index: list[int]) -> dict[str, Any]:
         """Any element of a gradient in the ledger of node ``node_id`` (at the cursor).
@@ -669,49 +573,3 @@ class Session:
         else:
             kept[name] = detail
         return detail
-
-
-# What the State of an edited program lists at most: names per scope, a name's length,
-# frames (a learner's program is free to bind 20,000 names, or one of a megabyte).
-MAX_NAMES = 256
-MAX_NAME_LENGTH = 128
-MAX_FRAMES = 32
-
-
-def _bounded_names(named: dict[str, Any]) -> dict[str, Any]:
-    short = ((name, value) for name, value in named.items() if len(name) <= MAX_NAME_LENGTH)
-    return dict(islice(short, MAX_NAMES))
-
-
-def _bounded_state(state: dict[str, Any]) -> dict[str, Any]:
-    frames = state["frames"][-MAX_FRAMES:]
-    return {
-        **state,
-        "variables": _bounded_names(state["variables"]),
-        "scalars": _bounded_names(state["scalars"]),
-        "frames": [
-            {
-                **frame,
-                "variables": _bounded_names(frame["variables"]),
-                "scalars": _bounded_names(frame["scalars"]),
-            }
-            for frame in frames
-        ],
-    }
-
-
-def _structure_after(run: Run, iteration: int) -> dict[str, Any]:
-    """Move ``run`` (a copy) to where ``iteration``'s loop body has run to its end, and
-    return its graph's structure."""
-    run.advance("end", 1, until_iteration=iteration + 1)
-    return structure(build_graph(run))
-
-
-def _checked(run: Run, tensor: str, index: list[int]) -> dict[str, Any]:
-    """In a copy: :func:`gradcheck`'s answer, or why it gave none, as JSON."""
-    try:
-        return {"checked": gradcheck(run, tensor, index)}
-    except KeyError as exc:
-        return {"unknown": exc.args[0] if exc.args else tensor}
-    except GradcheckError as exc:
-        return {"refused": [exc.status, exc.message]}

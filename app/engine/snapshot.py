@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
 __all__ = [
     "SummaryCache",
     "arrays",
+    "bounded_state",
     "optimizer_state",
     "scalars",
     "scope_tensors",
@@ -249,3 +251,33 @@ def optimizer_state(run: Run) -> dict[str, Any] | None:
                 name = names.get(id(param), f"param_groups[{index}].params[{position}]")
                 state[name] = entry
     return {"type": type(optimizer).__name__, "state": state}
+
+
+# What the State of an edited program lists at most: names per scope, a name's length,
+# frames (a learner's program is free to bind 20,000 names, or one of a megabyte).
+MAX_NAMES = 256
+MAX_NAME_LENGTH = 128
+MAX_FRAMES = 32
+
+
+def _bounded_names(named: dict[str, Any]) -> dict[str, Any]:
+    short = ((name, value) for name, value in named.items() if len(name) <= MAX_NAME_LENGTH)
+    return dict(islice(short, MAX_NAMES))
+
+
+def bounded_state(state: dict[str, Any]) -> dict[str, Any]:
+    """The State of an edited program, its names bounded (MAX_NAMES and the like)."""
+    frames = state["frames"][-MAX_FRAMES:]
+    return {
+        **state,
+        "variables": _bounded_names(state["variables"]),
+        "scalars": _bounded_names(state["scalars"]),
+        "frames": [
+            {
+                **frame,
+                "variables": _bounded_names(frame["variables"]),
+                "scalars": _bounded_names(frame["scalars"]),
+            }
+            for frame in frames
+        ],
+    }

@@ -13,7 +13,8 @@ import torchviz
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.engine.session import GraphFreedError, Session
+from app.engine.graph import GraphFreedError
+from app.engine.session import Session
 from app.engine.snapshot import tensor_summary
 from app.engine.tracer import STEP_KINDS
 from app.lessons.plain import compile_lesson, lesson_globals, run_plain

@@ -21,8 +21,9 @@ from app.engine.gradcheck import GradcheckError
 from app.engine.host import QUIET_S
 from app.engine.hosts import CpuSpent, HostDied, Hosts, ProgramStuck, SessionBusy
 from app.engine.layout import structure
+from app.engine.lookahead import AHEAD_MISSES
 from app.engine.records import SQLiteRecords
-from app.engine.session import AHEAD_MISSES, Session
+from app.engine.session import Session
 from app.engine.store import HostLimits, SessionStore, TooManySessions, UnknownSession
 from app.lessons.config import Limits, resolve_config
 from app.lessons.registry import edited, get_lesson
