@@ -37,7 +37,8 @@ from app.engine.gradcheck import GradcheckError
 from app.engine.graph import GraphFreedError
 from app.engine.output import bounded_text
 from app.engine.session import Session, StepUnavailable
-from app.engine.tracer import Run, Stop
+from app.engine.stops import Stop
+from app.engine.tracer import Run
 from app.lessons.registry import edited, get_lesson
 
 __all__ = ["HostSpec", "serve"]

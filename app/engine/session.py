@@ -27,7 +27,8 @@ from app.engine.snapshot import (
     scope_tensors,
     tensor_detail,
 )
-from app.engine.tracer import STEP_KINDS, Run, Stop
+from app.engine.stops import Stop
+from app.engine.tracer import STEP_KINDS, Run
 from app.lessons.plain import lesson_globals
 from app.lessons.registry import Lesson
 

@@ -618,7 +618,7 @@ def test_an_unprivileged_thread_goes_back_to_the_front_as_far_as_rlimit_nice_all
     script = textwrap.dedent(
         f"""
         import os, resource, sys, threading
-        from app.engine.tracer import Stop, to_background
+        from app.engine.stops import Stop, to_background
         try:
             resource.setrlimit(resource.RLIMIT_NICE, ({limit}, {limit}))
         except ValueError:  # no CAP_SYS_RESOURCE (a container's root)
