@@ -404,7 +404,7 @@ class Host:
     def _build_piece(self) -> None:
         """Advance the checkpoint being built by a piece; keep it once it is there."""
         session = self._session
-        if not self._worth_building():
+        if not session.keepable:  # see _worth_building (_idle may come for a look-ahead)
             return
         if self._building is None:
             target = session.checkpoint_target()

@@ -34,11 +34,10 @@ class LookAhead:
         self.timeout_s = timeout_s  # a look-ahead's time limit
         self._found: dict[int, dict[str, Any] | None] = {}  # iteration -> its structure
         self._misses = 0  # look-aheads in a row that took too long
-        self._off = False  # look-aheads took too long: none from here on
 
     @property
     def on(self) -> bool:
-        return not self._off and bool(self.timeout_s)
+        return self._misses < AHEAD_MISSES and bool(self.timeout_s)
 
     def iteration(self, run: Run, *, next_one: bool) -> int | None:
         """The iteration a copy of ``run`` (the program itself) would look ahead at (the
@@ -69,7 +68,7 @@ class LookAhead:
             except CopyTimedOut:
                 # A busy machine may delay one; a program too slow for it delays them all.
                 self._misses += 1
-                self._off, found = self._misses >= AHEAD_MISSES, None
+                found = None
             except CopyFailed:
                 found = None
             self._found[iteration] = found
