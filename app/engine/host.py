@@ -21,6 +21,7 @@ import logging
 import os
 import queue
 import resource
+import select
 import socket
 import sys
 import threading
@@ -30,14 +31,16 @@ from typing import Any
 
 import torch
 
-from app.engine import wire
+from app.engine import family, wire
 from app.engine.checkpoints import settle
-from app.engine.copies import die_with_parent
+from app.engine.copies import CopyFailed, answer_with, die_with_parent
+from app.engine.family import Frozen, MoveTo
 from app.engine.gradcheck import GradcheckError
 from app.engine.graph import GraphFreedError
+from app.engine.hooks import Peek
 from app.engine.output import bounded_text
-from app.engine.session import Session, StepUnavailable
-from app.engine.stops import Stop
+from app.engine.session import Session, StepUnavailable, peeked
+from app.engine.stops import Stop, to_foreground
 from app.engine.tracer import Run
 from app.lessons.registry import edited, get_lesson
 
@@ -62,6 +65,7 @@ STARTED = {"started": True}
 # How often an idle host of edited code checks that nothing of its program runs.
 IDLE_CHECK_S = 0.1
 _REQUEST_LIMIT = 1 << 20  # what a worker sends is small (a step, a name, an index)
+_STALE: list[Any] = []  # see Host._succeed
 
 
 @dataclass(frozen=True)
@@ -98,26 +102,30 @@ class _Refused(Exception):
         self.kind = kind
 
 
-def serve(listener: socket.socket, spec: HostSpec, zygote: int) -> None:
+def serve(listener: socket.socket, spec: HostSpec, parent: int) -> None:
     """Run the host on ``listener`` until it is idle for ``spec.idle_s`` or closed
-    (``zygote``: the process id of the zygote that forked it)."""
-    _bound(spec, zygote)
+    (``parent``: the process id of its family's head, app.engine.family)."""
+    _bound(spec, parent)
     if spec.source is not None:
         # Before the host starts a thread or runs a line of the edit (app.engine.sandbox).
         from app.engine.sandbox import confine
 
-        confine(listener.fileno(), cpu_s=spec.cpu_s)
-    Host(listener, spec).serve()
+        confine(listener.fileno(), cpu_s=spec.cpu_s, keep=tuple(family.held()))
+    host = Host(listener, spec)
+    if host.forks:
+        family.watch()
+    host.serve()
 
 
-def _bound(spec: HostSpec, zygote: int) -> None:
-    """Die with the zygote, die first under memory pressure, cap the address space.
+def _bound(spec: HostSpec, parent: int) -> None:
+    """Die with the family's head, die first under memory pressure, cap the address
+    space.
 
     NOTE: Linux only (prctl, /proc); elsewhere a host runs without these bounds.
     """
     if sys.platform != "linux":
         return
-    die_with_parent(zygote)
+    die_with_parent(parent)
     # As far as the hard limit allows, a thread lowered for a long step may be raised back.
     _, hard = resource.getrlimit(resource.RLIMIT_NICE)
     with contextlib.suppress(ValueError, OSError):
@@ -141,22 +149,36 @@ def _bound(spec: HostSpec, zygote: int) -> None:
 
 
 class Host:
-    def __init__(self, listener: socket.socket, spec: HostSpec) -> None:
+    def __init__(
+        self, listener: socket.socket, spec: HostSpec, session: Session | None = None
+    ) -> None:
         self._listener = listener
         self._path = listener.getsockname()
         self._spec = spec
-        lesson = get_lesson(spec.lesson)
-        self._session = Session(
-            id=spec.id,
-            lesson=lesson if spec.source is None else edited(lesson, spec.source),
-            config=spec.config,
-            checkpoints=spec.checkpoints,
-            max_events=spec.max_events,
-        )
+        if session is None:
+            lesson = get_lesson(spec.lesson)
+            session = Session(
+                id=spec.id,
+                lesson=lesson if spec.source is None else edited(lesson, spec.source),
+                config=spec.config,
+                checkpoints=spec.checkpoints,
+                max_events=spec.max_events,
+            )
+        self._session = session
         # Forks copy the program's thread only: fine on CPU, where it is the only one
         # that computes; never with a CUDA context, nor under the sandbox (no fork).
-        self._session.can_copy = spec.source is None and spec.config.get("device", "cpu") == "cpu"
-        self._session.lookahead.timeout_s = spec.lookahead_s
+        # Such a host keeps its checkpoints as forks (app.engine.family).
+        self.forks = spec.source is None and spec.config.get("device", "cpu") == "cpu"
+        session.can_copy = self.forks
+        session.lookahead.timeout_s = spec.lookahead_s
+        if self.forks:
+            session.freeze = self._freeze
+        # The listener thread of a host that forks runs until a byte comes on this pipe
+        # (a hand-over). (Under the sandbox, no pipe can be made.)
+        self._stop_r, self._stop_w = os.pipe() if self.forks else (-1, -1)
+        self._listening: threading.Thread | None = None
+        # A successor's first request goes on from the program it was forked with.
+        self._adopting = False
         self._requests: queue.Queue[tuple[socket.socket, dict[str, Any]]] = queue.Queue()
         self._cancel = threading.Event()  # of the step in progress
         self._cpu_spent = 0.0
@@ -172,17 +194,24 @@ class Host:
         self._served = 0
         self._write = threading.Lock()
 
-    def serve(self) -> None:
-        threading.Thread(target=self._listen, name="host-listener", daemon=True).start()
+    def serve(self, handed: list[tuple[socket.socket, dict[str, Any]]] | None = None) -> None:
+        """Answer requests until idle or closed; a successor first answers those
+        ``handed`` over (app.engine.family)."""
+        for item in handed or []:
+            self._requests.put(item)
+        self._listen_again()
         if self._spec.source is not None:
             threading.Thread(target=self._watch, name="host-watchdog", daemon=True).start()
-        self._session.seek(cursor=self._spec.cursor)
-        self._moved()
+        if handed is None:
+            self._session.seek(cursor=self._spec.cursor)
+            self._moved()
         edited = self._spec.source is not None
         idle_since = time.monotonic()
         cpu_at = time.process_time()
         while not self._closing:
-            building = self._worth_building() or self._ahead_wanted()
+            # (A successor's program is its session's only once it answered what it was
+            # handed: Session.adopt.)
+            building = self._requests.empty() and (self._worth_building() or self._ahead_wanted())
             try:
                 wait = QUIET_S if building else IDLE_CHECK_S if edited else 1.0
                 conn, request = self._requests.get(timeout=wait)
@@ -201,7 +230,9 @@ class Host:
                 with contextlib.suppress(OSError):
                     wire.write(conn, STARTED)
             with conn:
-                self._answer(conn, request)
+                handed_over = self._answer(conn, request)
+            if handed_over:  # a successor serves the session: this is a checkpoint now
+                self._be_frozen()
             self._touch(busy=False)
             idle_since = time.monotonic()
             cpu_at = time.process_time()
@@ -215,9 +246,28 @@ class Host:
 
     # -- listener thread ---------------------------------------------------
 
+    def _listen_again(self) -> None:
+        # (Where it may be stopped, select says when to accept, without blocking in it.)
+        self._listener.setblocking(not self.forks)
+        self._listening = threading.Thread(target=self._listen, name="host-listener", daemon=True)
+        self._listening.start()
+
+    def _stop_listening(self) -> None:
+        os.write(self._stop_w, b"!")
+        assert self._listening is not None
+        self._listening.join()
+        os.read(self._stop_r, 1)
+
     def _listen(self) -> None:
         while True:
-            conn, _ = self._listener.accept()
+            if self.forks:
+                waiting = [self._listener.fileno(), self._stop_r]
+                if self._stop_r in select.select(waiting, [], [])[0]:
+                    return
+            try:
+                conn, _ = self._listener.accept()
+            except (BlockingIOError, InterruptedError):
+                continue
             try:
                 conn.settimeout(5.0)
                 request = wire.read(conn, _REQUEST_LIMIT)
@@ -236,10 +286,18 @@ class Host:
 
     # -- main thread ---------------------------------------------------------
 
-    def _answer(self, conn: socket.socket, request: dict[str, Any]) -> None:
+    def _answer(self, conn: socket.socket, request: dict[str, Any]) -> bool:
+        """Answer ``request`` on ``conn``; True if it was handed over to a successor."""
         try:
-            self._follow(request.get("record"))
-            answer: dict[str, Any] = {"ok": self._do(request)}
+            try:
+                self._follow(request.get("record"))
+                answer: dict[str, Any] = {"ok": self._do(request)}
+            finally:
+                if self._adopting:
+                    self._adopting = False
+                    self._session.adopted()
+        except MoveTo as move:
+            return self._hand_over(move.frozen, conn, request) or self._answer(conn, request)
         except _Refused as exc:
             answer = _error(exc.kind, str(exc))
         except KeyError as exc:
@@ -263,6 +321,7 @@ class Host:
         with self._write, contextlib.suppress(OSError):  # a worker gone waits for nothing
             self._answering = None
             wire.write(conn, answer)
+        return False
 
     def _watch(self) -> None:
         """End the host when an edited program makes no progress, with a request waiting,
@@ -422,6 +481,148 @@ class Host:
         if run.cursor >= target or run.done:
             self._building = None
             session.add_checkpoint(run)
+
+    # -- forked checkpoints (app.engine.family) ----------------------------------
+
+    def _freeze(self, run: Run) -> Frozen | None:
+        """Keep ``run`` as a checkpoint in a process of its own (Session.freeze): a fork
+        of it that waits for commands on a channel (None: no room, or no fork)."""
+        if not self._room_for_one_more():
+            return None
+        mine, theirs = socket.socketpair()
+
+        def child() -> None:
+            mine.close()
+            self._leave_to_parent()
+            family.watch()
+            family.serve_frozen(theirs, lambda m, fds: self._on_command(run, theirs, m, fds))
+
+        pid = run.fork_child(child)
+        theirs.close()
+        if pid is None:  # (or the fork, given a goal: it goes on as a successor)
+            mine.close()
+            return None
+        return Frozen(run.cursor, run.done, pid, mine)
+
+    def _leave_to_parent(self) -> None:
+        """In a fork that is not the live host: close what only the live host may hold
+        (its listener, connections, checkpoints' channels and the token), so that their
+        ends see it when the live host is gone."""
+        for sock in [self._listener, self._answering, *(c for c, _ in self._requests.queue)]:
+            if sock is not None:
+                sock.close()
+        for kept in self._session.forked():
+            kept.channel.close()
+        if family.token is not None:
+            os.close(family.token)
+            family.token = None
+        os.close(self._stop_r)
+        os.close(self._stop_w)
+
+    def _on_command(
+        self, run: Run, channel: socket.socket, message: dict[str, Any], fds: list[int]
+    ) -> int:
+        """In a checkpoint: fork a copy that answers one question (``copy``) or a
+        successor that serves the session from here on (``successor``)."""
+        try:
+            if message["op"] == "copy":
+                (writer,) = fds
+                node_id, side, k, index = message["peek"]
+                peek = Peek(node_id, side, int(k), tuple(index))
+                target = int(message["target"])
+                pid = run.fork_child(lambda: answer_with(lambda: peeked(run, peek, target), writer))
+            else:
+                pid = run.fork_child(lambda: self._succeed(run, channel, message, fds))
+        finally:
+            for fd in fds:
+                os.close(fd)
+        if pid is None:
+            raise CopyFailed("the checkpoint could not fork")
+        return pid
+
+    def _hand_over(self, frozen: Frozen, conn: socket.socket, request: dict[str, Any]) -> bool:
+        """Hand the session over to a successor forked from ``frozen``: the listener,
+        the token, this request and those waiting, and every checkpoint, this process
+        among them. False (``frozen`` closed, the requests back in place) if it failed."""
+        self._stop_listening()
+        waiting = []
+        while not self._requests.empty():
+            waiting.append(self._requests.get_nowait())
+        session = self._session
+        kept = [*session.forked(), frozen]
+        mine, theirs = socket.socketpair()
+        conns = [conn, *(c for c, _ in waiting)]
+        token = family.held()
+        message = {
+            "op": "successor",
+            "requests": [request, *(r for _, r in waiting)],
+            "left": {**session.left_behind(), "pid": os.getpid()},
+            "view": session.view,
+            "kept": [k.describe() for k in kept],
+            "token": bool(token),
+            "cpu_spent": self._cpu_spent,
+            "moved_at": self._moved_at,
+            "replays": session.replays,
+            "nice": self._nice,
+        }
+        fds = [
+            self._listener.fileno(),
+            *token,
+            theirs.fileno(),
+            *(k.channel.fileno() for k in kept),
+            *(c.fileno() for c in conns),
+        ]
+        try:
+            frozen.command(message, fds)
+        except OSError:
+            frozen.close()
+            mine.close()
+            theirs.close()
+            for item in waiting:
+                self._requests.put(item)
+            self._listen_again()
+            return False
+        for sock in [theirs, self._listener, *(k.channel for k in kept), *conns[1:]]:
+            sock.close()
+        if token:
+            os.close(family.token)  # type: ignore[arg-type]
+            family.token = None
+        session.forget_checkpoints()
+        self._channel = mine
+        return True
+
+    def _be_frozen(self) -> None:
+        """After a hand-over: stay as the checkpoint where the program stands."""
+        run = self._session.program
+        channel = self._channel
+        family.serve_frozen(channel, lambda m, fds: self._on_command(run, channel, m, fds))
+
+    def _succeed(
+        self, run: Run, channel: socket.socket, message: dict[str, Any], fds: list[int]
+    ) -> None:
+        """In a successor, forked from a checkpoint of ``run``: serve the session."""
+        channel.close()  # the checkpoint's
+        fds = list(fds)
+        listener = socket.socket(fileno=fds.pop(0))
+        if message["token"]:
+            family.token = fds.pop(0)
+        left_behind = Frozen.of(message["left"], fds.pop(0))
+        kept = [Frozen.of(described, fds.pop(0)) for described in message["kept"]]
+        session = self._session
+        # What this process was forked with and will not use: kept, never collected
+        # (a run whose thread is not here, sockets closed by number).
+        _STALE.append((self, session.program, self._building))
+        conns = [socket.socket(fileno=fd) for fd in fds]
+        session.take_checkpoints(kept)
+        session.adopt(run, left_behind, message["view"])
+        session.replays = int(message["replays"])
+        to_foreground(int(message["nice"]))  # this thread was the checkpoint's
+        host = Host(listener, self._spec, session)
+        host._cpu_spent, host._moved_at = float(message["cpu_spent"]), float(message["moved_at"])
+        host._adopting = True
+        family.watch()
+        host.serve(handed=list(zip(conns, message["requests"], strict=True)))
+        os._exit(0)
 
     def _room_for_one_more(self) -> bool:
         """Does the session's memory budget hold one more copy of its program?"""

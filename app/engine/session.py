@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from app.engine.checkpoints import (
@@ -13,6 +15,8 @@ from app.engine.checkpoints import (
     checkpoint_target,
     least_useful,
 )
+from app.engine.copies import CopyFailed
+from app.engine.family import Frozen, MoveTo
 from app.engine.gradcheck import checked_on_copy
 from app.engine.graph import build_graph, torchviz_dot
 from app.engine.hooks import Peek
@@ -73,6 +77,19 @@ def _event(run: Run) -> dict[str, Any]:
     return event
 
 
+def peek_args(peek: Peek) -> list[Any]:
+    return [peek.node_id, peek.side, peek.k, list(peek.index)]
+
+
+def peeked(run: Run, peek: Peek, target: int) -> float | None:
+    """Move ``run`` to ``target`` with ``peek`` on (and every ledger captured): the
+    element it read (Session.grad_element)."""
+    run.capture_all, run.peek = True, peek
+    run.advance("event", target - run.cursor)
+    run.capture_all, run.peek = False, None
+    return peek.value
+
+
 class _Recent:
     """A small LRU of values by cursor (states and graphs seen recently)."""
 
@@ -100,6 +117,29 @@ REPLAY_SHARE = 0.25
 REPLAY_FLOOR_S = 0.02
 _TIMED_EVENTS = 256  # a walk at least this long measures the program's pace
 _WATCHED = 2  # details kept for the last names asked for (the inspector shows one)
+
+
+# A long walk of a session that forks its checkpoints keeps a fork of the program as it
+# passes once it has walked FREEZE_GAP_S since the last one (or since it began), and
+# at least a 1/cap share of the walk so far: a walk keeps about cap·log(its length) of
+# them, spread out, each a fork (~20 ms).
+FREEZE_GAP_S = 1.0
+
+
+class _Freezes:
+    """When a walk keeps a fork of the program as it passes (see FREEZE_GAP_S)."""
+
+    EVERY = 32  # events between looks at the clock
+
+    def __init__(self, started: float, cap: int) -> None:
+        self.started = self.last = started
+        self.cap = max(1, cap)
+
+    def due(self, now: float) -> bool:
+        if now - self.last < max(FREEZE_GAP_S, (now - self.started) / self.cap):
+            return False
+        self.last = now
+        return True
 
 
 def _stopped(stop: Stop | None) -> bool:
@@ -156,13 +196,20 @@ class Session:
         self._view: int | None = None
         self._run = self.new_run()
         self.max_checkpoints = checkpoints
-        self._checkpoints: list[Run] = []  # paused runs at other cursors, by cursor
+        # Paused runs at other cursors, by cursor: in this process, or forked (Frozen).
+        self._checkpoints: list[Run | Frozen] = []
         self.pace = 0.0  # seconds per event of the last long walk (0: none yet)
         self.replays = 0  # moves back that had to start the program afresh
         # May the program be copied by a fork (Run.copy)? Only a CPU session host's,
         # unconfined: set by the host.
         self.can_copy = False
         self.lookahead = LookAhead()
+        # Given by a host whose session forks its checkpoints (see add_checkpoint): keep
+        # a run as a checkpoint in a process of its own (None: it could not).
+        self.freeze: Callable[[Run], Frozen | None] | None = None
+        # A successor's program (app.engine.family), until a move takes it (_nearest).
+        self._adopted: Run | None = None
+        self._freezes = _Freezes(0.0, checkpoints)
 
     def new_run(self) -> Run:
         """A run of this session's program, not started (a checkpoint to be)."""
@@ -181,6 +228,29 @@ class Session:
         end" then answers without a replay. A step ``by="end"`` walks straight there.
         """
         before, started = run.cursor, time.perf_counter()
+        if self.freeze is not None:
+            self._freezes = _Freezes(started, self.max_checkpoints)
+            run.passing, run.pass_at = self._passing, run.cursor + _Freezes.EVERY
+        try:
+            return self._walk_on(run, by, count, stop, before, started)
+        finally:
+            run.passing = run.pass_at = None
+
+    def _passing(self, run: Run) -> None:
+        """As a long walk passes (in the program's thread): keep a fork of the program
+        where a seek back would otherwise walk far (see _Freezes)."""
+        if self._freezes.due(time.perf_counter()) and run is self._run and self.freeze:
+            me = os.getpid()
+            frozen = self.freeze(run)
+            if os.getpid() != me:
+                return  # the fork, given a goal as a successor: it is not walking here
+            if frozen is not None:
+                self._hold(frozen)
+        run.pass_at = run.cursor + _Freezes.EVERY
+
+    def _walk_on(
+        self, run: Run, by: str, count: int, stop: Stop | None, before: int, started: float
+    ) -> int:
         last = int(self.config.get("iterations", 0)) - 1
         if by == "event" and count > REPLAY_WINDOW and run.iteration <= last:
             target = run.cursor + count
@@ -229,20 +299,32 @@ class Session:
             self.checkpoints, self._run.cursor, pace=self.pace, cap=self.max_checkpoints
         )
 
-    def add_checkpoint(self, run: Run) -> bool:
+    def add_checkpoint(self, run: Run | Frozen) -> bool:
         """Keep ``run`` (a paused run of this program); False if it was not worth keeping.
 
         A run that may not be kept while others move (Run.keepable: paused in the
-        autograd engine's device thread, or inside a torch.fx tracer) is closed.
+        autograd engine's device thread, or inside a torch.fx tracer) is closed. Where
+        the session forks its checkpoints (``freeze``), a run kept is a fork of it, and
+        the run itself is closed.
         """
         if self.max_checkpoints == 0 or run.cursor == 0 or not run.keepable:
             run.close()
             return False
-        self._checkpoints.append(run)
-        self._checkpoints.sort(key=lambda kept: kept.cursor)
+        if self.freeze is not None and isinstance(run, Run):
+            frozen = self.freeze(run)
+            run.close()
+            if frozen is None:
+                return False
+            run = frozen
+        return self._hold(run)
+
+    def _hold(self, kept: Run | Frozen) -> bool:
+        """Keep ``kept``, and drop the least useful checkpoint while over the cap."""
+        self._checkpoints.append(kept)
+        self._checkpoints.sort(key=lambda entry: entry.cursor)
         while len(self._checkpoints) > self.max_checkpoints:
             self.drop_checkpoint()
-        return run in self._checkpoints
+        return kept in self._checkpoints
 
     def drop_checkpoint(self) -> bool:
         """Close the least useful checkpoint (to free memory); False if there is none."""
@@ -252,16 +334,82 @@ class Session:
         return True
 
     def _nearest(self, cursor: int, after: int = -1) -> Run | None:
-        """Take the checkpoint closest at or before ``cursor`` (and past ``after``)."""
+        """Take the checkpoint closest at or before ``cursor`` (and past ``after``).
+
+        Raises MoveTo for a checkpoint in another process (Frozen): the session goes on
+        there, in a successor that does this request again (app.engine.family). There,
+        the program it was forked with is the nearest (``_adopted``).
+        """
+        adopted = self._adopted
+        usable = adopted is not None and after < adopted.cursor <= cursor
         for index in range(len(self._checkpoints) - 1, -1, -1):
-            if after < self._checkpoints[index].cursor <= cursor:
-                return self._checkpoints.pop(index)
+            at = self._checkpoints[index].cursor
+            if after < at <= cursor:
+                if usable and adopted.cursor >= at:  # type: ignore[union-attr]
+                    break
+                return self._take(index)
+        if usable:
+            self._adopted = None
+            return adopted
         return None
+
+    def _take(self, index: int) -> Run:
+        """Take the checkpoint at ``index``; MoveTo if it is in another process."""
+        taken = self._checkpoints.pop(index)
+        if isinstance(taken, Frozen):
+            raise MoveTo(taken)
+        return taken
+
+    def adopt(self, run: Run, left: Frozen, view: int | None) -> None:
+        """In a successor (app.engine.family): go on with the request its predecessor
+        handed over, which stood at ``left`` (now a checkpoint) showing ``view``, from
+        ``run``, the program this process was forked with. The move that wanted it
+        takes it (:meth:`_nearest`); see :meth:`adopted`."""
+        self._run, self._adopted, self._view = left, run, view  # type: ignore[assignment]
+
+    def adopted(self) -> None:
+        """After the request handed over: where it did not move the program (a view it
+        found kept here), go on with the program this process was forked with."""
+        run, self._adopted = self._adopted, None
+        if run is None:
+            return
+        self._switch(run)
+        if self._view is not None and self._view >= run.cursor:
+            run.advance("event", self._view - run.cursor)
+            self._view = None
 
     def _switch(self, run: Run) -> None:
         """Go on with ``run``; the program left behind becomes a checkpoint."""
-        left, self._run = self._run, run
+        left: Run | Frozen = self._run
+        self._run = run
         self.add_checkpoint(left)
+
+    def forked(self) -> list[Frozen]:
+        """The checkpoints kept in processes of their own."""
+        return [kept for kept in self._checkpoints if isinstance(kept, Frozen)]
+
+    def forget_checkpoints(self) -> None:
+        """Drop the checkpoints from here without ending them (handed over)."""
+        self._checkpoints = [kept for kept in self._checkpoints if not isinstance(kept, Frozen)]
+
+    def take_checkpoints(self, kept: list[Frozen]) -> None:
+        """Take on ``kept`` (handed over) as the checkpoints, in place of any known here."""
+        self._checkpoints = sorted(kept, key=lambda frozen: frozen.cursor)
+
+    def left_behind(self) -> dict[str, Any]:
+        """What a successor needs to know of the program here (see adopt)."""
+        run = self._run
+        return {"cursor": run.cursor, "done": run.done, "missing_since": run.missing_since}
+
+    @property
+    def program(self) -> Run:
+        """The paused program itself."""
+        return self._run
+
+    @property
+    def view(self) -> int | None:
+        """The earlier cursor shown, while the program stands ahead (None: none)."""
+        return self._view
 
     @property
     def keepable(self) -> bool:
@@ -298,11 +446,10 @@ class Session:
         if self._view is not None and by == "event":
             self.seek(cursor=self._view + count)
             return None
-        finished = next((run for run in self._checkpoints if run.done), None)
+        finished = next((i for i, run in enumerate(self._checkpoints) if run.done), None)
         if by == "end" and finished is not None:  # the end was reached before: go on there
+            self._switch(self._take(finished))
             self._view = None
-            self._checkpoints.remove(finished)
-            self._switch(finished)
             return None
         self._materialize()
         left = self._walk(self._run, by, count, stop)
@@ -318,8 +465,8 @@ class Session:
         """Move to ``cursor`` (past the end: the end), replaying when moving back."""
         run = self._run
         if cursor >= run.cursor:
-            self._view = None
             ahead = self._nearest(cursor, after=run.cursor)
+            self._view = None
             if ahead is not None:
                 self._switch(ahead)
                 run = ahead
@@ -339,9 +486,9 @@ class Session:
         replay from the start takes (the second keep is timed to know), then goes on
         to ``cursor``.
         """
-        self._view = None
         started = time.perf_counter()
         run = self._nearest(cursor)
+        self._view = None
         if run is None:
             run = self.new_run()
             self.replays += 1
@@ -527,16 +674,26 @@ class Session:
         ):
             raise ValueError(f"index {index} is not an element of a gradient of shape {shape}")
         target = self._run.cursor
-        fresh = self._nearest(record.ledger.cursor - 1)
-        if fresh is None:
-            fresh = self.new_run()
-            self.replays += 1
         peek = Peek(node_id, side, k, tuple(index))
-        fresh.capture_all, fresh.peek = True, peek
-        self._switch(fresh)
-        fresh.advance("event", target - fresh.cursor)
-        fresh.capture_all, fresh.peek = False, None
-        value = peek.value
+        while True:
+            try:
+                fresh = self._nearest(record.ledger.cursor - 1)
+            except MoveTo as move:  # a checkpoint forked: a copy of it reads the element
+                try:
+                    value = move.frozen.copy(
+                        {"op": "peek", "target": target, "peek": peek_args(peek)}
+                    )
+                except (CopyFailed, OSError):
+                    move.frozen.close()
+                    continue
+                self.add_checkpoint(move.frozen)
+                break
+            if fresh is None:
+                fresh = self.new_run()
+                self.replays += 1
+            self._switch(fresh)
+            value = peeked(fresh, peek, target)
+            break
         return {
             "node_id": node_id,
             "side": side,

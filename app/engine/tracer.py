@@ -124,6 +124,7 @@ _NEVER = 1 << 62
 
 
 _WORKERS = WorkerPool()
+os.register_at_fork(after_in_child=_WORKERS.forget)
 
 
 def _rng_state() -> tuple[torch.Tensor, list[torch.Tensor] | None]:
@@ -150,6 +151,18 @@ def _freeze_startup_objects() -> None:
     if not _frozen:
         _frozen = True
         gc.freeze()
+
+
+def _fork() -> int | None:
+    """os.fork(), or None where it fails; the pool's threads do not exist in a child."""
+    with warnings.catch_warnings():
+        # Python 3.12+ warns of fork in a process with threads: the forking thread is
+        # the only one a child of a session host needs (see Run.copy's note).
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            return os.fork()
+        except OSError:
+            return None
 
 
 def _error(exc: BaseException, line: int | None) -> dict[str, Any]:
@@ -192,10 +205,14 @@ class Run:
         self._started = False
         self._rng: tuple[torch.Tensor, list[torch.Tensor] | None] | None = None
         self._finished = threading.Event()
-        # A copy asked for (Run.copy): what it runs and the pipe it answers on; then
-        # the copy's process id, for the controller.
-        self._fork: tuple[Callable[[Run], Any], int] | None = None
+        # A fork asked for (fork_child) while parked: what the child runs in a thread of
+        # its own; then the child's process id (None: fork failed), for the controller.
+        self._fork: Callable[[], None] | None = None
         self._forked: int | None = None
+        # Forks of the program as it passes (Session: forked checkpoints): at each event
+        # from cursor ``pass_at`` on, ``passing(run)`` runs in the program's thread.
+        self.pass_at: int | None = None
+        self.passing: Callable[[Run], None] | None = None
         self.parked = False
         # Parked in a thread not its own: the autograd engine's device thread (CUDA),
         # which no other backward on that device can use meanwhile.
@@ -298,13 +315,15 @@ class Run:
         if self.done or not self.parked or self.parked_elsewhere:
             raise CopyFailed("the program is not paused in its own thread")
         reader, writer = os.pipe()
+        parent = os.getpid()
+
+        def child() -> None:
+            os.close(reader)
+            die_with_parent(parent)
+            answer_with(lambda: work(self), writer)
+
         try:
-            with self._cv:
-                self._fork = (work, writer)
-                self._cv.notify_all()
-                while self._fork is not None:
-                    self._cv.wait()
-                pid, self._forked = self._forked, None
+            pid = self.fork_child(child)
         finally:
             os.close(writer)
         try:
@@ -313,6 +332,37 @@ class Run:
             return answer_of(pid, reader, timeout_s)
         finally:
             os.close(reader)
+
+    def fork_child(self, child: Callable[[], None]) -> int | None:
+        """Fork this process with the program as it stands; the child runs ``child``
+        (which must end the process: os._exit) while its program stays paused there.
+        Returns the child's pid in the parent (None: fork failed), never in the child.
+
+        Paused, the program's own thread forks (the only thread a child has is the one
+        that forked), so the child's program can go on; called in the program's thread
+        as it runs (``passing``), it forks there and, in the child, parks until the
+        child is given a goal. A run with no thread (not started, or done) forks here.
+        """
+        own = threading.get_ident() == self._thread_id
+        if own or self.done or not self._started:
+            pid = _fork()
+            if pid != 0:
+                return pid
+            if not own:
+                child()
+                os._exit(0)
+            threading.Thread(target=child, name="fork-controller", daemon=True).start()
+            self._park()  # as a paused program: the controller gives it goals
+            return None
+        if not self.parked or self.parked_elsewhere:
+            return None
+        with self._cv:
+            self._fork = child
+            self._cv.notify_all()
+            while self._fork is not None:
+                self._cv.wait()
+            pid, self._forked = self._forked, None
+        return pid
 
     def _release(self) -> None:
         """Drop the program's variables once nothing will read them again.
@@ -624,6 +674,10 @@ class Run:
     def _emit(self, event: Event) -> None:
         self.cursor += 1
         self.event = event
+        if self.pass_at is not None and self.cursor >= self.pass_at and event.kind != "end":
+            self.pass_at = None
+            if self.passing is not None:
+                self.passing(self)  # it may fork (fork_child) and set pass_at again
         goal = self._goal
         if goal is None or event.kind == "end":
             return
@@ -666,25 +720,12 @@ class Run:
             stop.begin()
 
     def _fork_here(self) -> None:
-        """Fork, in the program's thread (the controller waits in :meth:`copy`)."""
-        work, writer = self._fork  # type: ignore[misc]
-        self._fork = None
-        parent = os.getpid()
-        try:
-            with warnings.catch_warnings():
-                # Python 3.12+ warns of fork in a process with threads: this thread is
-                # the only one the copy needs (see copy's note).
-                warnings.simplefilter("ignore", DeprecationWarning)
-                pid: int | None = os.fork()
-        except OSError:
-            pid = None
-        if pid == 0:  # the copy: this thread is its only one, paused as before
-            die_with_parent(parent)
-            # Its controller: runs ``work`` and answers (the process ends there).
-            answering = threading.Thread(
-                target=answer_with, args=(lambda: work(self), writer), daemon=True
-            )
-            answering.start()
+        """Fork, in the program's thread (the controller waits in :meth:`fork_child`)."""
+        child, self._fork = self._fork, None
+        assert child is not None
+        pid = _fork()
+        if pid == 0:  # this thread is the child's only one, paused as before
+            threading.Thread(target=child, name="fork-controller", daemon=True).start()
             return
         self._forked = pid
         self._cv.notify_all()

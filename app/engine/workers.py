@@ -30,6 +30,12 @@ class WorkerPool:
             worker.start()
         worker.give(task)
 
+    def forget(self) -> None:
+        """In a forked child: the idle threads were the parent's (a child has only the
+        thread that forked), so none is there to take a program."""
+        self._idle = []
+        self._lock = threading.Lock()
+
     def _done(self, worker: _Worker) -> bool:
         """Take ``worker`` back; False if it should exit instead."""
         with self._lock:

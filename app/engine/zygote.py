@@ -38,6 +38,7 @@ from typing import Any
 __all__ = ["main"]
 
 _TICK_S = 0.25
+_PR_SET_CHILD_SUBREAPER = 36
 
 
 @dataclass
@@ -129,22 +130,28 @@ class Zygote:
         pid = os.fork()
         if pid == 0:
             self._become_host(listener, spec, zygote)
+        with contextlib.suppress(OSError):
+            os.setpgid(pid, pid)  # (the host does too: whichever runs first)
         listener.close()
         self.hosts[path] = _Host(pid, spec.bytes, cuda, time.monotonic())
         return "started"
 
     def _become_host(self, listener: socket.socket, spec: Any, zygote: int) -> None:
+        """The head of the session's family of processes (app.engine.family), which
+        forks its live host."""
+        from app.engine.copies import die_with_parent
+        from app.engine.family import head
         from app.engine.host import serve
 
-        code = 0
         try:
             self.listener.close()
-            serve(listener, spec, zygote)
+            die_with_parent(zygote)
+            parent = os.getpid()
+            head(lambda: serve(listener, spec, parent), [listener])
         except BaseException:
             traceback.print_exc()
-            code = 1
         finally:
-            os._exit(code)
+            os._exit(1)
 
     def _make_room(self, size: int, cuda: bool, caps: dict[str, int]) -> None:
         """End least recently used hosts until one more of ``size`` bytes fits the caps."""
@@ -197,8 +204,12 @@ def _alive(pid: int) -> bool:
 
 
 def _kill(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
+    """End a host: its family (app.engine.family), whose process group it leads."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def _preload() -> None:
@@ -229,6 +240,11 @@ def main(argv: list[str]) -> int:
         return 0  # another zygote serves this folder
     _preload()
     from app.engine.sandbox import self_test
+
+    if sys.platform == "linux":  # a family's processes left by their head come here to be reaped
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1)
 
     sandbox = self_test()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

@@ -370,7 +370,11 @@ def test_self_test_proves_every_layer_here():
     [
         ("layers_module.MIN_LANDLOCK_ABI = 99", "landlock", "not applied: the kernel's Landlock"),
         ("layers_module._seccomp = lambda pid: None", "seccomp", "a socket was allowed"),
-        ("layers_module._descriptors = lambda fd: None", "descriptors", "inherited descriptor"),
+        (
+            "layers_module._descriptors = lambda fd, keep: None",
+            "descriptors",
+            "inherited descriptor",
+        ),
         ("layers_module._landlock = lambda places: None", "landlock", "/etc/passwd was allowed"),
     ],
 )

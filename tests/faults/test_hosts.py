@@ -28,10 +28,11 @@ def _client(server, address: str, timeout: float = 60.0) -> httpx.Client:
 
 
 def _hosts(server) -> list[psutil.Process]:
-    """The session hosts of a server: the children of its zygote."""
+    """The session hosts of a server: their families' processes (app.engine.family), the
+    zygote's descendants."""
     tree = psutil.Process(server.process.pid).children(recursive=True)
     zygotes = [p for p in tree if "app.engine.zygote" in " ".join(p.cmdline())]
-    return [child for zygote in zygotes for child in zygote.children()]
+    return [child for zygote in zygotes for child in zygote.children(recursive=True)]
 
 
 def _cpu(process: psutil.Process) -> float:

@@ -88,7 +88,7 @@ class Escapes:
         self.victim_id = victim["id"]
         self.victim_cursor = api.step(self.victim_id, "event", 5)["cursor"]
         self.victim_pid = api.store.ping(self.victim_id)["pid"]
-        self.zygote_pid = psutil.Process(self.victim_pid).ppid()
+        self.zygote_pid = _zygote_of(self.victim_pid)
         mark = f"agx-escape-{TOKEN}"
         self.ctx = {
             "app_main": str(ROOT / "app" / "main.py"),
@@ -218,6 +218,16 @@ class Escapes:
 
 def _outcome(session_id: str, pid: int, response: httpx.Response, seconds: float) -> Outcome:
     return Outcome(session_id, pid, response.status_code, response.json(), response.text, seconds)
+
+
+def _zygote_of(pid: int) -> int:
+    """The zygote whose host ``pid`` is (its family's head, app.engine.family, between)."""
+    process = psutil.Process(pid)
+    while "app.engine.zygote" not in " ".join(process.cmdline()):
+        parent = process.parent()
+        assert parent is not None, f"{pid} is no zygote's host"
+        process = parent
+    return process.pid
 
 
 def _listening(family: socket.AddressFamily, address: Any) -> socket.socket:

@@ -43,14 +43,17 @@ class SandboxError(Exception):
         self.why = why
 
 
-def confine(channel_fd: int, *, cpu_s: float) -> None:
+def confine(channel_fd: int, *, cpu_s: float, keep: tuple[int, ...] = ()) -> None:
     """Apply every layer to this process, which must have one thread (raise
-    `SandboxError` naming the first layer that cannot be applied)."""
-    for _, apply in layers(channel_fd, cpu_s=cpu_s):
+    `SandboxError` naming the first layer that cannot be applied); of its descriptors,
+    the channel and ``keep`` stay open."""
+    for _, apply in layers(channel_fd, cpu_s=cpu_s, keep=keep):
         apply()
 
 
-def layers(channel_fd: int, *, cpu_s: float) -> list[tuple[str, Callable[[], None]]]:
+def layers(
+    channel_fd: int, *, cpu_s: float, keep: tuple[int, ...] = ()
+) -> list[tuple[str, Callable[[], None]]]:
     """The layers `confine` applies, in order, each as ``(name, apply)``."""
     if sys.platform != "linux":
         raise SandboxError("landlock", f"Landlock and seccomp are Linux's; this is {sys.platform}")
@@ -62,7 +65,7 @@ def layers(channel_fd: int, *, cpu_s: float) -> list[tuple[str, Callable[[], Non
     with contextlib.suppress(OSError):
         tempfile.gettempdir()
     return [
-        ("descriptors", lambda: _descriptors(channel_fd)),
+        ("descriptors", lambda: _descriptors(channel_fd, keep)),
         ("rlimits", lambda: _rlimits(cpu_s)),
         ("landlock", lambda: _landlock(_readable())),
         ("seccomp", lambda: _seccomp(os.getpid())),
@@ -72,15 +75,16 @@ def layers(channel_fd: int, *, cpu_s: float) -> list[tuple[str, Callable[[], Non
 # -- descriptors ----------------------------------------------------------------
 
 
-def _descriptors(channel_fd: int) -> None:
-    if channel_fd < 3:
-        raise SandboxError("descriptors", f"the channel is descriptor {channel_fd}, not above 2")
+def _descriptors(channel_fd: int, keep: tuple[int, ...]) -> None:
+    kept = sorted({channel_fd, *keep})
+    if kept[0] < 3:
+        raise SandboxError("descriptors", f"descriptor {kept[0]} is kept, not above 2")
     try:
         null = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):
             os.dup2(null, fd)
-        os.closerange(3, channel_fd)
-        os.closerange(channel_fd + 1, 1 << 20)
+        for low, high in zip([2, *kept], [*kept, 1 << 20], strict=True):
+            os.closerange(low + 1, high)
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     except (OSError, ValueError) as exc:
         raise SandboxError("descriptors", str(exc)) from None
