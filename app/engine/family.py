@@ -105,7 +105,7 @@ class Frozen:
         the host's on_command) and ends; CopyFailed (or OSError) if none answers."""
         reader, writer = os.pipe()
         try:
-            pid = self.command({"op": "copy", **message}, [writer])
+            pid = self.command({"op": "copy", "work": message}, [writer])
         except ConnectionError as exc:
             raise CopyFailed(str(exc)) from None
         finally:

@@ -404,6 +404,7 @@ class Host:
                 "cursor": session.cursor,
                 "cpu_spent": self._cpu_spent,
                 "checkpoints": session.checkpoints,
+                "forks": [kept.pid for kept in session.forked()],
                 "replays": session.replays,
                 "looks_ahead": session.looks_ahead,
             }
@@ -525,14 +526,17 @@ class Host:
         """In a checkpoint: fork a copy that answers one question (``copy``) or a
         successor that serves the session from here on (``successor``)."""
         try:
-            if message["op"] == "copy":
+            op, work = message["op"], message.get("work") or {}
+            if op == "copy" and work.get("op") == "peek":  # Session.grad_element's
                 (writer,) = fds
-                node_id, side, k, index = message["peek"]
+                node_id, side, k, index = work["peek"]
                 peek = Peek(node_id, side, int(k), tuple(index))
-                target = int(message["target"])
+                target = int(work["target"])
                 pid = run.fork_child(lambda: answer_with(lambda: peeked(run, peek, target), writer))
-            else:
+            elif op == "successor":
                 pid = run.fork_child(lambda: self._succeed(run, channel, message, fds))
+            else:
+                raise ValueError(f"unknown command {op!r}")
         finally:
             for fd in fds:
                 os.close(fd)
@@ -588,6 +592,9 @@ class Host:
             os.close(family.token)  # type: ignore[arg-type]
             family.token = None
         session.forget_checkpoints()
+        if self._building is not None:  # (a checkpoint is not building any)
+            self._building[0].close()
+            self._building = None
         self._channel = mine
         return True
 

@@ -353,6 +353,14 @@ class Session:
             return adopted
         return None
 
+    def _finished(self) -> Run | None:
+        """Take a checkpoint at the program's end, if there is one (see _nearest)."""
+        if self._adopted is not None and self._adopted.done:
+            run, self._adopted = self._adopted, None
+            return run
+        index = next((i for i, kept in enumerate(self._checkpoints) if kept.done), None)
+        return None if index is None else self._take(index)
+
     def _take(self, index: int) -> Run:
         """Take the checkpoint at ``index``; MoveTo if it is in another process."""
         taken = self._checkpoints.pop(index)
@@ -446,9 +454,9 @@ class Session:
         if self._view is not None and by == "event":
             self.seek(cursor=self._view + count)
             return None
-        finished = next((i for i, run in enumerate(self._checkpoints) if run.done), None)
-        if by == "end" and finished is not None:  # the end was reached before: go on there
-            self._switch(self._take(finished))
+        finished = self._finished() if by == "end" else None
+        if finished is not None:  # the end was reached before: go on there
+            self._switch(finished)
             self._view = None
             return None
         self._materialize()

@@ -16,6 +16,7 @@ import os
 import random
 import sys
 import threading
+import traceback
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -163,6 +164,18 @@ def _fork() -> int | None:
             return os.fork()
         except OSError:
             return None
+
+
+def _child_main(child: Callable[[], None]) -> None:
+    """Run ``child`` in a forked process, which ends with it (whatever it raised)."""
+    code = 0
+    try:
+        child()
+    except BaseException:
+        traceback.print_exc()
+        code = 1
+    finally:
+        os._exit(code)
 
 
 def _error(exc: BaseException, line: int | None) -> dict[str, Any]:
@@ -349,9 +362,8 @@ class Run:
             if pid != 0:
                 return pid
             if not own:
-                child()
-                os._exit(0)
-            threading.Thread(target=child, name="fork-controller", daemon=True).start()
+                _child_main(child)
+            threading.Thread(target=_child_main, args=(child,), name="fork-controller").start()
             self._park()  # as a paused program: the controller gives it goals
             return None
         if not self.parked or self.parked_elsewhere:
@@ -725,7 +737,7 @@ class Run:
         assert child is not None
         pid = _fork()
         if pid == 0:  # this thread is the child's only one, paused as before
-            threading.Thread(target=child, name="fork-controller", daemon=True).start()
+            threading.Thread(target=_child_main, args=(child,), name="fork-controller").start()
             return
         self._forked = pid
         self._cv.notify_all()

@@ -50,11 +50,13 @@ class _Host:
 
 
 class Zygote:
-    def __init__(self, folder: Path, owner: int, sandbox: dict[str, Any]) -> None:
+    def __init__(self, folder: Path, owner: int, sandbox: dict[str, Any], lock: int) -> None:
         self.folder = folder
+        self.lock = lock  # held while it serves the folder (not by its hosts)
         self.owners = {owner}
         self.sandbox = sandbox
         self.hosts: dict[str, _Host] = {}  # by socket path
+        self.conn: socket.socket | None = None  # the request being answered
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 
     def serve(self) -> None:
@@ -67,6 +69,7 @@ class Zygote:
             if readable:
                 conn, _ = self.listener.accept()
                 with conn:
+                    self.conn = conn
                     self._answer(conn)
             self._reap()
             self.owners = {pid for pid in self.owners if _alive(pid)}
@@ -145,6 +148,9 @@ class Zygote:
 
         try:
             self.listener.close()
+            if self.conn is not None:
+                self.conn.close()
+            os.close(self.lock)
             die_with_parent(zygote)
             parent = os.getpid()
             head(lambda: serve(listener, spec, parent), [listener])
@@ -248,7 +254,7 @@ def main(argv: list[str]) -> int:
 
     sandbox = self_test()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    zygote = Zygote(folder, owner, sandbox)
+    zygote = Zygote(folder, owner, sandbox, lock.fileno())
     try:
         zygote.serve()
     finally:

@@ -12,19 +12,18 @@ import sys
 import textwrap
 import threading
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from app.engine.gradcheck import GradcheckError
 from app.engine.host import QUIET_S
-from app.engine.hosts import CpuSpent, HostDied, Hosts, ProgramStuck, SessionBusy
+from app.engine.hosts import CpuSpent, HostDied, ProgramStuck, SessionBusy
 from app.engine.layout import structure
 from app.engine.lookahead import AHEAD_MISSES
 from app.engine.records import SQLiteRecords
 from app.engine.session import Session
-from app.engine.store import HostLimits, SessionStore, TooManySessions, UnknownSession
+from app.engine.store import SessionStore, TooManySessions, UnknownSession
 from app.lessons.config import Limits, resolve_config
 from app.lessons.registry import edited, get_lesson
 from app.settings import Settings
@@ -34,47 +33,6 @@ SMALL = {"N": 8, "D_in": 16, "H": 8, "D_out": 4, "iterations": 3}
 LONG = {"N": 64, "D_in": 256, "H": 256, "D_out": 8, "iterations": 10000}
 CAPS = {"hosts": 16, "bytes": 1 << 40, "cuda_hosts": 1}
 ROOT = Path(__file__).resolve().parents[2]
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture(scope="module")
-def host_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One zygote for the module: its hosts' folder (each test's sessions are its own)."""
-    return tmp_path_factory.mktemp("hosts")
-
-
-@pytest.fixture
-def clock():
-    return Clock()
-
-
-@pytest.fixture
-def make_store(tmp_path, host_dir, clock):
-    stores = []
-
-    def make(caps=CAPS, max_sessions=8, ttl_s=100.0, **limits) -> SessionStore:
-        hosts = Hosts(host_dir, caps=caps, answer_timeout_s=60.0)
-        store = SessionStore(
-            SQLiteRecords(tmp_path / "sessions.db"),
-            hosts,
-            limits=replace(HostLimits.of(Settings()), **limits),
-            max_sessions=max_sessions,
-            ttl_s=ttl_s,
-            clock=clock,
-        )
-        stores.append(store)
-        return store
-
-    yield make
-    for store in stores:
-        store.close()
 
 
 def _in_thread(action) -> tuple[threading.Thread, list]:

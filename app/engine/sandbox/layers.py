@@ -76,6 +76,8 @@ def layers(
 
 
 def _descriptors(channel_fd: int, keep: tuple[int, ...]) -> None:
+    if channel_fd < 3:
+        raise SandboxError("descriptors", f"the channel is descriptor {channel_fd}, not above 2")
     kept = sorted({channel_fd, *keep})
     if kept[0] < 3:
         raise SandboxError("descriptors", f"descriptor {kept[0]} is kept, not above 2")
