@@ -131,10 +131,12 @@ class MoveTo(Exception):
         self.frozen = frozen
 
 
-def head(start: Callable[[], None], given: list[socket.socket]) -> NoReturn:
+def head(start: Callable[[], None], given: list[socket.socket], *, forks: bool) -> NoReturn:
     """Become a family's head (in the process the zygote forks) and fork its first live
     host, which runs ``start()``, and to which ``given`` belong (the head closes them);
-    return never: exit once the live host is gone."""
+    return never: exit once the live host is gone. A host that never ``forks`` (CUDA,
+    edited code: app.engine.host) stays the live one: it gets no token, and the head
+    waits for it to end instead (under the sandbox it holds no pipe)."""
     global life, token
     with contextlib.suppress(OSError):
         os.setpgid(0, 0)  # the zygote ends the family with one killpg
@@ -146,6 +148,9 @@ def head(start: Callable[[], None], given: list[socket.socket]) -> NoReturn:
     if pid == 0:
         os.close(life_w)
         os.close(token_r)
+        if not forks:
+            os.close(token_w)
+            token_w = None  # type: ignore[assignment]
         life, token = life_r, token_w
         code = 0
         try:
@@ -161,8 +166,12 @@ def head(start: Callable[[], None], given: list[socket.socket]) -> NoReturn:
     os.close(token_w)
     for sock in given:
         sock.close()
-    while not select.select([token_r], [], [], 1.0)[0]:
-        _reap()
+    if forks:
+        while not select.select([token_r], [], [], 1.0)[0]:
+            _reap()
+    else:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
     # The live host ended (idle, closed) or died: so does every process of the family.
     os.killpg(0, signal.SIGKILL)
     os._exit(0)

@@ -1,12 +1,15 @@
 """A session host: the one process that runs one session's program (DESIGN.md §7).
 
-Forked by the zygote (`app.engine.zygote`), a host owns its session's paused program
-and answers the requests of every worker process on the machine, one at a time, over
-its own Unix socket (`app.engine.wire`). The operating system bounds it: its address
-space (`RLIMIT_AS`: its session's memory budget above what it used at rest), the kernel
-kills it first when memory runs out (`oom_score_adj` 1000), and it dies with the
-zygote. Its steps stop between events at their time limit, when cancelled, or when
-the session has used its CPU time; a session that has used it steps no more.
+Forked by its family's head (`app.engine.family`), which the zygote forks
+(`app.engine.zygote`), a host owns its session's paused program and answers the requests
+of every worker process on the machine, one at a time, over its own Unix socket
+(`app.engine.wire`). The operating system bounds it: its address space (`RLIMIT_AS`: its
+session's memory budget above what it used at rest), the kernel kills it first when
+memory runs out (`oom_score_adj` 1000), and it dies with its family's head, which dies
+with the zygote. On the CPU its checkpoints are forks of its program, and a move back
+hands the session over to a successor forked from one (`app.engine.family`). Its steps
+stop between events at their time limit, when cancelled, or when the session has used
+its CPU time; a session that has used it steps no more.
 
 A listener thread takes requests as they arrive: a `cancel` is done at once, anything
 else waits in a bounded queue for the main thread, which runs the program. While no
@@ -89,6 +92,13 @@ class HostSpec:
     background_nice: int = 10  # of a program whose step ran LONG_STEP_S, and of builds
     lookahead_s: float = 0.5  # a look-ahead's time limit (Session.ahead); 0: none
 
+    @property
+    def forks(self) -> bool:
+        """May its program be forked (copies, checkpoints: app.engine.family)? Forks copy
+        the program's thread only: fine on CPU, where it is the only one that computes;
+        never with a CUDA context, nor under the sandbox (no fork)."""
+        return self.source is None and str(self.config.get("device", "cpu")) == "cpu"
+
     @classmethod
     def of(cls, message: dict[str, Any]) -> HostSpec:
         return cls(**{name: message[name] for name in cls.__dataclass_fields__})
@@ -165,10 +175,7 @@ class Host:
                 max_events=spec.max_events,
             )
         self._session = session
-        # Forks copy the program's thread only: fine on CPU, where it is the only one
-        # that computes; never with a CUDA context, nor under the sandbox (no fork).
-        # Such a host keeps its checkpoints as forks (app.engine.family).
-        self.forks = spec.source is None and spec.config.get("device", "cpu") == "cpu"
+        self.forks = spec.forks
         session.can_copy = self.forks
         session.lookahead.timeout_s = spec.lookahead_s
         if self.forks:

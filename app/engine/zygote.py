@@ -3,10 +3,12 @@
 Started by a worker process with exec (`python -m app.engine.zygote FOLDER OWNER_PID`),
 a clean environment (no settings, no secrets) and one BLAS/OpenMP thread, it starts no
 thread and no CUDA context, so that a fork of it is a clean, ready process: a session
-host (`app.engine.host`). It listens on FOLDER/zygote.sock and answers:
+host (`app.engine.host`; what it forks is the head of the host's family of processes,
+`app.engine.family`, which forks the host, and whose pid is the host's here). It listens
+on FOLDER/zygote.sock and answers:
 
 - ``spawn``: start the host of a session at its socket path unless one runs there;
-- ``kill``: end a session's host at once (SIGKILL);
+- ``kill``: end a session's host at once (SIGKILL to its family);
 - ``stats``: the live hosts;
 - ``sandbox``: the report of the edited-code sandbox's self-test, run once at start
   (`app.engine.sandbox.self_test`, in a throwaway child, while the zygote has one thread).
@@ -153,7 +155,7 @@ class Zygote:
             os.close(self.lock)
             die_with_parent(zygote)
             parent = os.getpid()
-            head(lambda: serve(listener, spec, parent), [listener])
+            head(lambda: serve(listener, spec, parent), [listener], forks=spec.forks)
         except BaseException:
             traceback.print_exc()
         finally:
