@@ -2,12 +2,14 @@
 
 Runs, one after the other on this machine: the engine (bench_engine.py: a lesson run to
 its end through the explorer vs the plain program, alternated), the REST round trips
-(bench_api.py: a step vs a no-op on a real uvicorn), the graph layout cache (bench_render.py:
-a hit, and a miss vs a bare `dot -Tsvg`), concurrency and memory (bench_load.py: 8 clients
-vs 1, private memory per session), the classroom (bench_classroom.py: 30 learners while 3
-run lessons to the end), and the browser (bench_browser.py: click `Step` until repainted;
-skipped where Chromium or Playwright is missing). Each script's own comparison is side by
-side (alternated or interleaved), so a busy machine slows both sides of a ratio alike.
+(bench_api.py: a step vs a no-op on a real uvicorn), forked checkpoints through real
+hosts (bench_checkpoints.py: a run to the end and seeks back, with them vs with none),
+the graph layout cache (bench_render.py: a hit, and a miss vs a bare `dot -Tsvg`),
+concurrency and memory (bench_load.py: 8 clients vs 1, private memory per session), the
+classroom (bench_classroom.py: 30 learners while 3 run lessons to the end), and the
+browser (bench_browser.py: click `Step` until repainted; skipped where Chromium or
+Playwright is missing). Each script's own comparison is side by side (alternated or
+interleaved), so a busy machine slows both sides of a ratio alike.
 
 Run: make bench, or .venv/bin/python bench/bench_all.py [--no-browser]
 """
@@ -27,6 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_api
+import bench_checkpoints
 import bench_classroom
 import bench_copy
 import bench_engine
@@ -85,6 +88,29 @@ def engine_rows() -> list[Row]:
         (
             "engine: with them, step back from the end / seek to the middle",
             f"{m['ck_step_back'] * 1e3:.0f} / {m['ck_middle'] * 1e3:.0f} ms",
+            "–",
+            "–",
+        ),
+    ]
+
+
+def checkpoint_rows() -> list[Row]:
+    m = bench_checkpoints.measure(repeat=3, iterations=2000)
+    forks, none = m["forks"], m["none"]
+    return [
+        (
+            f"hosts: run to end with forked checkpoints ÷ with none (custom_module, "
+            f"{m['iterations']} iterations; {forks['forks_on_the_way']:.0f} forks kept on the way)",
+            f"{forks['walk'] / none['walk']:.2f}× ({forks['walk'] * 1e3:.0f} / "
+            f"{none['walk'] * 1e3:.0f} ms)",
+            "–",
+            "–",
+        ),
+        (
+            f"hosts: then {m['seeks']} random seeks at once, with none ÷ with forked checkpoints",
+            f"{none['seeks_total'] / forks['seeks_total']:.2f}× faster "
+            f"({forks['seeks_total'] * 1e3:.0f} / {none['seeks_total'] * 1e3:.0f} ms; median "
+            f"{forks['seek_median'] * 1e3:.0f} / {none['seek_median'] * 1e3:.0f} ms)",
             "–",
             "–",
         ),
@@ -264,6 +290,7 @@ def main() -> int:
     parts: list[tuple[str, Callable[[], list[Row]]]] = [
         ("engine", engine_rows),
         ("copies", copy_rows),
+        ("checkpoints", checkpoint_rows),
         ("REST", api_rows),
         ("render", render_rows),
         ("load and memory", load_rows),

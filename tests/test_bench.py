@@ -25,3 +25,11 @@ def test_the_copy_bench_copies_the_run_where_it_stands() -> None:
 
     m = bench_copy.measure(repeat=1)  # asserts, in its process, each copy's cursor
     assert m["cursor"] > 7000 and m["fork"] > 0 and m["replay"] > 0
+
+
+def test_the_checkpoint_bench_seeks_where_it_says_with_and_without_forks() -> None:
+    import bench_checkpoints
+
+    m = bench_checkpoints.measure(repeat=1, iterations=30)  # asserts each seek's cursor
+    assert m["forks"]["end"] == m["none"]["end"] > 0
+    assert m["none"]["replays"] > 0 and m["forks"]["replays"] <= m["none"]["replays"]
