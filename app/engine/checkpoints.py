@@ -1,8 +1,10 @@
 """Where a session's checkpoints go and which to drop: the policy, apart from the runs.
 
 A checkpoint is a paused run of the session's program at an earlier cursor (see
-Session). One more is worth building where a seek would otherwise walk the program for
-longer than CHECKPOINT_GAP_S; over the cap, the one whose loss lengthens walks least goes.
+Session), on the CPU a fork of it (app.engine.family). One more is worth building where a
+seek would otherwise walk the program for longer than CHECKPOINT_GAP_S; a long walk
+keeps forks as it passes (Freezes); over the cap, the one whose loss lengthens walks
+least goes.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from app.engine.tracer import Run
 __all__ = [
     "CHECKPOINTS",
     "CHECKPOINT_GAP_S",
+    "FREEZE_GAP_S",
     "REPLAY_WINDOW",
+    "Freezes",
     "checkpoint_target",
     "least_useful",
     "settle",
@@ -77,3 +81,26 @@ def checkpoint_target(cursors: list[int], live: int, *, pace: float, cap: int) -
     if len(ordered) > cap and ordered[least_useful(ordered, live)] == target:
         return None  # it would be the first to go
     return target
+
+
+# A long walk of a session that forks its checkpoints keeps a fork of the program as it
+# passes once it has walked FREEZE_GAP_S since the last one (or since it began), and
+# at least a 1/cap share of the walk so far: a walk keeps about cap·log(its length) of
+# them, spread out, each a fork (6-9 ms here, then a copy of each page the walk writes).
+FREEZE_GAP_S = 1.0
+
+
+class Freezes:
+    """When a walk keeps a fork of the program as it passes (see FREEZE_GAP_S)."""
+
+    EVERY = 32  # events between looks at the clock
+
+    def __init__(self, started: float, cap: int) -> None:
+        self.started = self.last = started
+        self.cap = max(1, cap)
+
+    def due(self, now: float) -> bool:
+        if now - self.last < max(FREEZE_GAP_S, (now - self.started) / self.cap):
+            return False
+        self.last = now
+        return True

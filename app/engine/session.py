@@ -12,6 +12,7 @@ from typing import Any
 from app.engine.checkpoints import (
     CHECKPOINTS,
     REPLAY_WINDOW,
+    Freezes,
     checkpoint_target,
     least_useful,
 )
@@ -119,29 +120,6 @@ _TIMED_EVENTS = 256  # a walk at least this long measures the program's pace
 _WATCHED = 2  # details kept for the last names asked for (the inspector shows one)
 
 
-# A long walk of a session that forks its checkpoints keeps a fork of the program as it
-# passes once it has walked FREEZE_GAP_S since the last one (or since it began), and
-# at least a 1/cap share of the walk so far: a walk keeps about cap·log(its length) of
-# them, spread out, each a fork (~20 ms).
-FREEZE_GAP_S = 1.0
-
-
-class _Freezes:
-    """When a walk keeps a fork of the program as it passes (see FREEZE_GAP_S)."""
-
-    EVERY = 32  # events between looks at the clock
-
-    def __init__(self, started: float, cap: int) -> None:
-        self.started = self.last = started
-        self.cap = max(1, cap)
-
-    def due(self, now: float) -> bool:
-        if now - self.last < max(FREEZE_GAP_S, (now - self.started) / self.cap):
-            return False
-        self.last = now
-        return True
-
-
 def _stopped(stop: Stop | None) -> bool:
     return stop is not None and stop.reason is not None
 
@@ -209,7 +187,7 @@ class Session:
         self.freeze: Callable[[Run], Frozen | None] | None = None
         # A successor's program (app.engine.family), until a move takes it (_nearest).
         self._adopted: Run | None = None
-        self._freezes = _Freezes(0.0, checkpoints)
+        self._freezes = Freezes(0.0, checkpoints)
 
     def new_run(self) -> Run:
         """A run of this session's program, not started (a checkpoint to be)."""
@@ -229,8 +207,8 @@ class Session:
         """
         before, started = run.cursor, time.perf_counter()
         if self.freeze is not None:
-            self._freezes = _Freezes(started, self.max_checkpoints)
-            run.passing, run.pass_at = self._passing, run.cursor + _Freezes.EVERY
+            self._freezes = Freezes(started, self.max_checkpoints)
+            run.passing, run.pass_at = self._passing, run.cursor + Freezes.EVERY
         try:
             return self._walk_on(run, by, count, stop, before, started)
         finally:
@@ -238,7 +216,7 @@ class Session:
 
     def _passing(self, run: Run) -> None:
         """As a long walk passes (in the program's thread): keep a fork of the program
-        where a seek back would otherwise walk far (see _Freezes)."""
+        where a seek back would otherwise walk far (see Freezes)."""
         if self._freezes.due(time.perf_counter()) and run is self._run and self.freeze:
             me = os.getpid()
             frozen = self.freeze(run)
@@ -246,7 +224,7 @@ class Session:
                 return  # the fork, given a goal as a successor: it is not walking here
             if frozen is not None:
                 self._hold(frozen)
-        run.pass_at = run.cursor + _Freezes.EVERY
+        run.pass_at = run.cursor + Freezes.EVERY
 
     def _walk_on(
         self, run: Run, by: str, count: int, stop: Stop | None, before: int, started: float

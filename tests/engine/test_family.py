@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from app.engine.session import FREEZE_GAP_S, Session
+from app.engine.checkpoints import FREEZE_GAP_S
+from app.engine.session import Session
 from app.lessons.config import Limits, resolve_config
 from app.lessons.registry import get_lesson
 
