@@ -8,7 +8,9 @@ every state here is compared with a plain Session in this process.
 from __future__ import annotations
 
 import os
+import random
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -201,5 +203,47 @@ def test_a_live_host_that_dies_takes_its_family_and_the_session_is_replayed(make
         # Replayed where the record says, by a new family.
         assert store.state(session_id) == _seek(local, 30)
         assert store.ping(session_id)["pid"] not in family
+    finally:
+        local.close()
+
+
+def test_requests_from_two_workers_during_hand_overs_all_answer_and_agree(make_store):
+    """Seeks, steps and reads from two stores (two worker processes) at once: the
+    requests that wait while a move hands the session over go with it, in order."""
+    stores = [make_store(), make_store()]
+    session_id, local = _sessions(stores[0], "custom_module", 300)
+    try:
+        end = stores[0].step(session_id, by="end", count=1)["cursor"]
+        local.step(by="end")
+        failures: list[str] = []
+        answered = [0]
+        stop = time.monotonic() + 8.0
+
+        def client(seed: int) -> None:
+            rng = random.Random(seed)
+            store = stores[seed % 2]
+            while time.monotonic() < stop:
+                op = rng.choice(["seek", "seek", "state", "graph", "step"])
+                try:
+                    if op == "seek":
+                        store.seek(session_id, cursor=rng.randrange(end))
+                    elif op == "step":
+                        store.step(session_id, by="event", count=rng.randrange(1, 50))
+                    else:
+                        getattr(store, op)(session_id)
+                    answered[0] += 1
+                except Exception as exc:  # each one is a failure to report
+                    failures.append(f"{op}: {type(exc).__name__}: {exc}")
+
+        threads = [threading.Thread(target=client, args=(seed,)) for seed in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        hand_overs = stores[0].ping(session_id)
+        assert not failures, failures[:5]
+        assert answered[0] > 50 and hand_overs["forks"]
+        for cursor in (end // 3, end - 5, 7):
+            assert stores[1].seek(session_id, cursor=cursor) == _seek(local, cursor)
     finally:
         local.close()
