@@ -31,7 +31,9 @@ def _hosts(server) -> list[psutil.Process]:
     """The session hosts of a server: their families' processes (app.engine.family), the
     zygote's descendants."""
     tree = psutil.Process(server.process.pid).children(recursive=True)
+    # (A fork keeps its parent's command line: each host's reads as the zygote's.)
     zygotes = [p for p in tree if "app.engine.zygote" in " ".join(p.cmdline())]
+    zygotes = [p for p in zygotes if p.parent() not in zygotes]
     return [child for zygote in zygotes for child in zygote.children(recursive=True)]
 
 

@@ -221,12 +221,12 @@ def _outcome(session_id: str, pid: int, response: httpx.Response, seconds: float
 
 
 def _zygote_of(pid: int) -> int:
-    """The zygote whose host ``pid`` is (its family's head, app.engine.family, between)."""
+    """The zygote whose host ``pid`` is (its family's head, app.engine.family, between):
+    the first of its forebears started as one (a fork keeps its parent's command line)."""
     process = psutil.Process(pid)
-    while "app.engine.zygote" not in " ".join(process.cmdline()):
-        parent = process.parent()
-        assert parent is not None, f"{pid} is no zygote's host"
+    while (parent := process.parent()) and "app.engine.zygote" in " ".join(parent.cmdline()):
         process = parent
+    assert process.pid != pid, f"{pid} is no zygote's host"
     return process.pid
 
 
