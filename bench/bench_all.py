@@ -114,6 +114,13 @@ def checkpoint_rows() -> list[Row]:
             "–",
             "–",
         ),
+        (
+            "hosts: private memory (USS) of the session's processes then, with forked "
+            "checkpoints / with none",
+            f"{forks['uss'] / _MIB:.1f} / {none['uss'] / _MIB:.1f} MiB",
+            "–",
+            "–",
+        ),
     ]
 
 

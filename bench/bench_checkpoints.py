@@ -14,6 +14,7 @@ Run: .venv/bin/python bench/bench_checkpoints.py [--repeat N] [--iterations N]
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import statistics
 import sys
@@ -64,14 +65,32 @@ def _one(store: SessionStore, iterations: int, seed: int) -> dict[str, Any]:
         assert store.seek(session_id, cursor=target)["cursor"] == target
         seeks.append(time.perf_counter() - started)
     ping = store.ping(session_id)
+    private = _family_uss(ping["pid"])
     store.delete(session_id)
     return {
+        "uss": private,
         "end": end,
         "walk": walked,
         "forks_on_the_way": forks,
         "seeks": seeks,
         "replays": ping["replays"],
     }
+
+
+def _family_uss(pid: int) -> float:
+    """The private memory (USS, bytes) of every process of the session's family: its
+    process group (app.engine.family)."""
+    import psutil
+
+    group = os.getpgid(pid)
+    total = 0
+    for process in psutil.process_iter():
+        try:
+            if os.getpgid(process.pid) == group:
+                total += process.memory_full_info().uss
+        except (psutil.Error, ProcessLookupError):
+            continue
+    return total
 
 
 def measure(repeat: int = 3, iterations: int = 500) -> dict[str, Any]:
@@ -97,6 +116,7 @@ def measure(repeat: int = 3, iterations: int = 500) -> dict[str, Any]:
             "seek_median": statistics.median(s for r in runs for s in r["seeks"]),
             "seeks_total": statistics.median(sum(r["seeks"]) for r in runs),
             "replays": statistics.median(r["replays"] for r in runs),
+            "uss": statistics.median(r["uss"] for r in runs),
         }
     return result
 
@@ -122,6 +142,10 @@ def main() -> None:
         f"{none['seek_median'] * 1e3:12.1f}"
     )
     print(f"{'  replays from the start':40} {forks['replays']:20.0f} {none['replays']:12.0f}")
+    print(
+        f"{'private memory of its processes (MiB)':40} {forks['uss'] / 2**20:20.1f} "
+        f"{none['uss'] / 2**20:12.1f}"
+    )
     print(
         f"run to end, forks ÷ none: {forks['walk'] / none['walk']:.2f}×; "
         f"seeks, none ÷ forks: {none['seeks_total'] / forks['seeks_total']:.2f}×"
