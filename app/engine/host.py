@@ -193,6 +193,9 @@ class Host:
         # whatever a long step or a checkpoint's build lowered its thread to before.
         self._nice = os.getpriority(os.PRIO_PROCESS, 0)
         self._building: tuple[Run, int] | None = None  # a checkpoint being built, its cursor
+        # A checkpoint a fork is building (_grow): the channel it will say so on, its pid.
+        self._growing: tuple[socket.socket, int] | None = None
+        self._builds = {"forked": 0, "replayed": 0}  # checkpoints built while idle, how
         self._closing = False
         self._moved_at = 0.0  # when the session last moved here (time.time())
         # The connection whose answer is being worked out, and the lock its answer is
@@ -412,6 +415,7 @@ class Host:
                 "cpu_spent": self._cpu_spent,
                 "checkpoints": session.checkpoints,
                 "forks": [kept.pid for kept in session.forked()],
+                "builds": self._builds,
                 "replays": session.replays,
                 "looks_ahead": session.looks_ahead,
             }
@@ -453,6 +457,8 @@ class Host:
         """Is there a checkpoint to build, now? Not while the program is paused where no
         other run of it may move (Run.keepable): inside a torch.fx tracer, whose
         process-wide state a run through one would see."""
+        if self._growing is not None:
+            return True
         if not self._session.keepable:
             return False
         return self._building is not None or self._session.checkpoint_target() is not None
@@ -469,13 +475,23 @@ class Host:
             self._build_piece()
 
     def _build_piece(self) -> None:
-        """Advance the checkpoint being built by a piece; keep it once it is there."""
+        """Advance the checkpoint being built by a piece; keep it once it is there.
+
+        Where the session forks its checkpoints, one is built from the nearest fork
+        before its cursor, by a fork of that one, in a process of its own (_grow); else
+        by a second run of the program here, from its start.
+        """
         session = self._session
+        if self._growing is not None:
+            self._grown()
+            return
         if not session.keepable:  # see _worth_building (_idle may come for a look-ahead)
             return
         if self._building is None:
             target = session.checkpoint_target()
             if target is None or not self._room_for_one_more():
+                return
+            if self.forks and self._grow(target):
                 return
             self._building = (session.new_run(), target)
         run, target = self._building
@@ -488,9 +504,56 @@ class Host:
         settle(run)  # never left where another run may not move (Run.keepable)
         if run.cursor >= target or run.done:
             self._building = None
-            session.add_checkpoint(run)
+            self._builds["replayed"] += session.add_checkpoint(run)
 
     # -- forked checkpoints (app.engine.family) ----------------------------------
+
+    def _grow(self, target: int) -> bool:
+        """Have the nearest fork before ``target`` fork one that walks there, in the
+        background, and stays as a checkpoint; False if there is none to ask."""
+        base = self._session.nearest_fork(target)
+        if base is None:
+            return False
+        mine, theirs = socket.socketpair()
+        try:
+            pid = base.command({"op": "grow", "target": target}, [theirs.fileno()])
+        except OSError:
+            mine.close()
+            return False
+        finally:
+            theirs.close()
+        self._growing = (mine, int(pid))
+        return True
+
+    def _grown(self) -> None:
+        """Keep the checkpoint _grow asked for, once it says it is there."""
+        assert self._growing is not None
+        channel, pid = self._growing
+        if not select.select([channel], [], [], 0)[0]:
+            return  # still walking
+        self._growing = None
+        try:
+            channel.settimeout(5.0)
+            there = wire.read(channel)
+            kept = Frozen(int(there["cursor"]), bool(there["done"]), pid, channel)
+            self._builds["forked"] += self._session.add_checkpoint(kept)
+        except (OSError, ValueError, KeyError, TypeError):
+            Frozen(0, False, pid, channel).close()
+
+    def _grow_here(self, run: Run, channel: socket.socket, fd: int, target: int) -> None:
+        """In a fork of a checkpoint: walk to ``target`` in the background, say where
+        it got, and stay there as a checkpoint (on the channel ``fd``)."""
+        channel.close()  # the checkpoint's
+        mine = socket.socket(fileno=fd)
+        family.watch()
+        nice = self._spec.background_nice
+        run.advance(
+            "event",
+            target - run.cursor,
+            stop=Stop(background_at=0.0, background_nice=nice) if nice else None,
+        )
+        wire.write(mine, {"cursor": run.cursor, "done": run.done})
+        family.serve_frozen(mine, lambda m, fds: self._on_command(run, mine, m, fds))
 
     def _freeze(self, run: Run) -> Frozen | None:
         """Keep ``run`` as a checkpoint in a process of its own (Session.freeze): a fork
@@ -521,6 +584,8 @@ class Host:
                 sock.close()
         for kept in self._session.forked():
             kept.channel.close()
+        if self._growing is not None:
+            self._growing[0].close()
         if family.token is not None:
             os.close(family.token)
             family.token = None
@@ -540,6 +605,10 @@ class Host:
                 peek = Peek(node_id, side, int(k), tuple(index))
                 target = int(work["target"])
                 pid = run.fork_child(lambda: answer_with(lambda: peeked(run, peek, target), writer))
+            elif op == "grow":
+                (fd,) = fds
+                target = int(message["target"])
+                pid = run.fork_child(lambda: self._grow_here(run, channel, fd, target))
             elif op == "successor":
                 pid = run.fork_child(lambda: self._succeed(run, channel, message, fds))
             else:
@@ -575,6 +644,7 @@ class Host:
             "moved_at": self._moved_at,
             "replays": session.replays,
             "nice": self._nice,
+            "builds": self._builds,
         }
         fds = [
             self._listener.fileno(),
@@ -602,6 +672,9 @@ class Host:
         if self._building is not None:  # (a checkpoint is not building any)
             self._building[0].close()
             self._building = None
+        if self._growing is not None:
+            Frozen(0, False, self._growing[1], self._growing[0]).close()
+            self._growing = None
         self._channel = mine
         return True
 
@@ -634,6 +707,7 @@ class Host:
         host = Host(listener, self._spec, session)
         host._cpu_spent, host._moved_at = float(message["cpu_spent"]), float(message["moved_at"])
         host._adopting = True
+        host._builds = dict(message["builds"])
         family.watch()
         host.serve(handed=list(zip(conns, message["requests"], strict=True)))
         os._exit(0)

@@ -374,6 +374,11 @@ class Session:
         """The checkpoints kept in processes of their own."""
         return [kept for kept in self._checkpoints if isinstance(kept, Frozen)]
 
+    def nearest_fork(self, cursor: int) -> Frozen | None:
+        """The checkpoint kept as a fork closest before ``cursor`` (not at the end)."""
+        before = [kept for kept in self.forked() if kept.cursor < cursor and not kept.done]
+        return max(before, key=lambda kept: kept.cursor, default=None)
+
     def forget_checkpoints(self) -> None:
         """Drop the checkpoints from here without ending them (handed over)."""
         self._checkpoints = [kept for kept in self._checkpoints if not isinstance(kept, Frozen)]

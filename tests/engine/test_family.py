@@ -247,3 +247,29 @@ def test_requests_from_two_workers_during_hand_overs_all_answer_and_agree(make_s
             assert stores[1].seek(session_id, cursor=cursor) == _seek(local, cursor)
     finally:
         local.close()
+
+
+def test_a_checkpoint_built_while_idle_grows_from_a_fork_before_it(make_store):
+    """Built in the background by a fork of the nearest checkpoint before it, walking
+    on from there: not a replay from the start in the host."""
+    store = make_store()
+    # Long enough that a seek would walk for more than CHECKPOINT_GAP_S (0.1 s).
+    session_id, local = _sessions(store, "custom_module", 1500)
+    try:
+        end = store.step(session_id, by="end", count=1)["cursor"]
+        store.seek(session_id, cursor=end // 2)  # the end kept as a fork ...
+        store.step(session_id, by="end", count=1)  # ... goes on: the middle kept as one
+        replays = store.ping(session_id)["replays"]
+        deadline = time.monotonic() + 20
+        while store.ping(session_id)["builds"]["forked"] == 0:
+            assert time.monotonic() < deadline, store.ping(session_id)
+            time.sleep(0.1)
+        built = store.ping(session_id)
+        # First just before the program's cursor, for "Step back" (REPLAY_WINDOW).
+        assert end - 64 in built["checkpoints"] and built["replays"] == replays
+        local.seek(cursor=end - 64)
+        assert store.seek(session_id, cursor=end - 64) == local.state()
+        moved = store.ping(session_id)
+        assert moved["pid"] != built["pid"] and moved["replays"] == replays
+    finally:
+        local.close()
