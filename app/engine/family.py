@@ -17,9 +17,10 @@ changes; what stays is:
   and the connections it has taken and not answered.
 
 A checkpoint waits on its *channel* (a socket pair with the live host; the live host's
-end is handed on as well) for one command at a time: fork a successor, or fork a copy
+end is handed on as well) for one command at a time: fork a successor, fork one that
+walks on to a later cursor and stays there as a checkpoint (``grow``), or fork a copy
 that answers one question and ends. Its channel's EOF (the live host dropped it, or
-ended) ends it.
+ended) ends it. See docs/fork-checkpoints.md.
 """
 
 from __future__ import annotations
