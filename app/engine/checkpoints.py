@@ -9,8 +9,10 @@ least goes.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from itertools import pairwise
 
+from app.engine.family import Frozen, MoveTo
 from app.engine.tracer import Run
 
 __all__ = [
@@ -18,6 +20,7 @@ __all__ = [
     "CHECKPOINT_GAP_S",
     "FREEZE_GAP_S",
     "REPLAY_WINDOW",
+    "Checkpoints",
     "Freezes",
     "checkpoint_target",
     "least_useful",
@@ -29,6 +32,121 @@ CHECKPOINT_GAP_S = 0.1
 # A replay walks the last REPLAY_WINDOW events before its target one at a time (see
 # Session._replay): a checkpoint closer than that to the program's cursor saves nothing.
 REPLAY_WINDOW = 64
+
+
+class Checkpoints:
+    """A session's checkpoints: paused runs of its program at other cursors, kept in this
+    process (Run) or, where the session forks them, each in a process of its own
+    (Frozen, app.engine.family), and which one a move goes on from.
+
+    ``live`` says where the session's own program stands (what least_useful weighs).
+    """
+
+    def __init__(self, cap: int, *, live: Callable[[], int]) -> None:
+        self.cap = cap
+        self._live = live
+        self._kept: list[Run | Frozen] = []  # by cursor
+        # Given by a host whose session forks its checkpoints (see add): keep a run as a
+        # checkpoint in a process of its own (None: it could not).
+        self.freeze: Callable[[Run], Frozen | None] | None = None
+        # A successor's program (app.engine.family), until a move takes it (nearest).
+        self.adopted: Run | None = None
+
+    def __iter__(self) -> Iterator[Run | Frozen]:
+        return iter(self._kept)
+
+    @property
+    def cursors(self) -> list[int]:
+        return [kept.cursor for kept in self._kept]
+
+    def target(self, pace: float) -> int | None:
+        """The cursor where one more would shorten seeks back the most (checkpoint_target)."""
+        return checkpoint_target(self.cursors, self._live(), pace=pace, cap=self.cap)
+
+    def add(self, run: Run | Frozen) -> bool:
+        """Keep ``run`` (a paused run of the program); False if it was not worth keeping.
+
+        A run that may not be kept while others move (Run.keepable: paused in the
+        autograd engine's device thread, or inside a torch.fx tracer) is closed. Where
+        the session forks its checkpoints (``freeze``), a run kept is a fork of it, and
+        the run itself is closed.
+        """
+        if self.cap == 0 or run.cursor == 0 or not run.keepable:
+            run.close()
+            return False
+        if self.freeze is not None and isinstance(run, Run):
+            frozen = self.freeze(run)
+            run.close()
+            if frozen is None:
+                return False
+            run = frozen
+        return self.hold(run)
+
+    def hold(self, kept: Run | Frozen) -> bool:
+        """Keep ``kept``, and drop the least useful while over the cap."""
+        self._kept.append(kept)
+        self._kept.sort(key=lambda entry: entry.cursor)
+        while len(self._kept) > self.cap:
+            self.drop()
+        return kept in self._kept
+
+    def drop(self) -> bool:
+        """Close the least useful (to free memory); False if there is none."""
+        if not self._kept:
+            return False
+        self._kept.pop(least_useful(self.cursors, self._live())).close()
+        return True
+
+    def nearest(self, cursor: int, after: int = -1) -> Run | None:
+        """Take the one closest at or before ``cursor`` (and past ``after``).
+
+        Raises MoveTo for one in another process (Frozen): the session goes on there, in
+        a successor that does the request again (app.engine.family). There, the program
+        it was forked with is the nearest (``adopted``).
+        """
+        adopted = self.adopted
+        usable = adopted is not None and after < adopted.cursor <= cursor
+        for index in range(len(self._kept) - 1, -1, -1):
+            at = self._kept[index].cursor
+            if after < at <= cursor:
+                if usable and adopted.cursor >= at:  # type: ignore[union-attr]
+                    break
+                return self._take(index)
+        if usable:
+            self.adopted = None
+            return adopted
+        return None
+
+    def finished(self) -> Run | None:
+        """Take one at the program's end, if there is one (see nearest)."""
+        if self.adopted is not None and self.adopted.done:
+            run, self.adopted = self.adopted, None
+            return run
+        index = next((i for i, kept in enumerate(self._kept) if kept.done), None)
+        return None if index is None else self._take(index)
+
+    def _take(self, index: int) -> Run:
+        taken = self._kept.pop(index)
+        if isinstance(taken, Frozen):
+            raise MoveTo(taken)
+        return taken
+
+    def forked(self) -> list[Frozen]:
+        """Those kept in processes of their own."""
+        return [kept for kept in self._kept if isinstance(kept, Frozen)]
+
+    def nearest_fork(self, cursor: int) -> Frozen | None:
+        """The one kept as a fork closest before ``cursor`` (not at the end)."""
+        before = [kept for kept in self.forked() if kept.cursor < cursor and not kept.done]
+        return max(before, key=lambda kept: kept.cursor, default=None)
+
+    def forget_forked(self) -> None:
+        """Forget those in processes of their own, without ending them (handed over)."""
+        self._kept = [kept for kept in self._kept if not isinstance(kept, Frozen)]
+
+    def take_over(self, kept: list[Frozen]) -> None:
+        """Keep ``kept`` (handed over), in place of any known here."""
+        self._kept = sorted(kept, key=lambda frozen: frozen.cursor)
 
 
 def settle(run: Run) -> None:

@@ -125,7 +125,7 @@ class Frozen:
 
 class MoveTo(Exception):
     """The program should go on from ``frozen``, a checkpoint in another process: the
-    host hands the session over to a successor forked there (see Session._nearest)."""
+    host hands the session over to a successor forked there (see Checkpoints.nearest)."""
 
     def __init__(self, frozen: Frozen) -> None:
         super().__init__(f"go on from the checkpoint at {frozen.cursor}")

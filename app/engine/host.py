@@ -179,7 +179,7 @@ class Host:
         session.can_copy = self.forks
         session.lookahead.timeout_s = spec.lookahead_s
         if self.forks:
-            session.freeze = self._freeze
+            session.kept.freeze = self._freeze
         # The listener thread of a host that forks runs until a byte comes on this pipe
         # (a hand-over). (Under the sandbox, no pipe can be made.)
         self._stop_r, self._stop_w = os.pipe() if self.forks else (-1, -1)
@@ -414,7 +414,7 @@ class Host:
                 "cursor": session.cursor,
                 "cpu_spent": self._cpu_spent,
                 "checkpoints": session.checkpoints,
-                "forks": [kept.pid for kept in session.forked()],
+                "forks": [kept.pid for kept in session.kept.forked()],
                 "builds": self._builds,
                 "replays": session.replays,
                 "looks_ahead": session.looks_ahead,
@@ -511,7 +511,7 @@ class Host:
     def _grow(self, target: int) -> bool:
         """Have the nearest fork before ``target`` fork one that walks there, in the
         background, and stays as a checkpoint; False if there is none to ask."""
-        base = self._session.nearest_fork(target)
+        base = self._session.kept.nearest_fork(target)
         if base is None:
             return False
         mine, theirs = socket.socketpair()
@@ -556,7 +556,7 @@ class Host:
         family.serve_frozen(mine, lambda m, fds: self._on_command(run, mine, m, fds))
 
     def _freeze(self, run: Run) -> Frozen | None:
-        """Keep ``run`` as a checkpoint in a process of its own (Session.freeze): a fork
+        """Keep ``run`` as a checkpoint in a process of its own (Checkpoints.freeze): a fork
         of it that waits for commands on a channel (None: no room, or no fork)."""
         if not self._room_for_one_more():
             return None
@@ -582,7 +582,7 @@ class Host:
         for sock in [self._listener, self._answering, *(c for c, _ in self._requests.queue)]:
             if sock is not None:
                 sock.close()
-        for kept in self._session.forked():
+        for kept in self._session.kept.forked():
             kept.channel.close()
         if self._growing is not None:
             self._growing[0].close()
@@ -629,7 +629,7 @@ class Host:
         while not self._requests.empty():
             waiting.append(self._requests.get_nowait())
         session = self._session
-        kept = [*session.forked(), frozen]
+        kept = [*session.kept.forked(), frozen]
         mine, theirs = socket.socketpair()
         conns = [conn, *(c for c, _ in waiting)]
         token = family.held()
@@ -668,7 +668,7 @@ class Host:
         if token:
             os.close(family.token)  # type: ignore[arg-type]
             family.token = None
-        session.forget_checkpoints()
+        session.kept.forget_forked()
         if self._building is not None:  # (a checkpoint is not building any)
             self._building[0].close()
             self._building = None
@@ -700,7 +700,7 @@ class Host:
         # (a run whose thread is not here, sockets closed by number).
         _STALE.append((self, session.program, self._building))
         conns = [socket.socket(fileno=fd) for fd in fds]
-        session.take_checkpoints(kept)
+        session.kept.take_over(kept)
         session.adopt(run, left_behind, message["view"])
         session.replays = int(message["replays"])
         to_foreground(int(message["nice"]))  # this thread was the checkpoint's

@@ -6,16 +6,9 @@ import math
 import os
 import time
 from collections import OrderedDict
-from collections.abc import Callable
 from typing import Any
 
-from app.engine.checkpoints import (
-    CHECKPOINTS,
-    REPLAY_WINDOW,
-    Freezes,
-    checkpoint_target,
-    least_useful,
-)
+from app.engine.checkpoints import CHECKPOINTS, REPLAY_WINDOW, Checkpoints, Freezes
 from app.engine.copies import CopyFailed
 from app.engine.family import Frozen, MoveTo
 from app.engine.gradcheck import checked_on_copy
@@ -173,20 +166,13 @@ class Session:
         self._watched: list[str] = []  # tensors whose details were asked for lately
         self._view: int | None = None
         self._run = self.new_run()
-        self.max_checkpoints = checkpoints
-        # Paused runs at other cursors, by cursor: in this process, or forked (Frozen).
-        self._checkpoints: list[Run | Frozen] = []
+        self.kept = Checkpoints(checkpoints, live=lambda: self._run.cursor)
         self.pace = 0.0  # seconds per event of the last long walk (0: none yet)
         self.replays = 0  # moves back that had to start the program afresh
         # May the program be copied by a fork (Run.copy)? Only a CPU session host's,
         # unconfined: set by the host.
         self.can_copy = False
         self.lookahead = LookAhead()
-        # Given by a host whose session forks its checkpoints (see add_checkpoint): keep
-        # a run as a checkpoint in a process of its own (None: it could not).
-        self.freeze: Callable[[Run], Frozen | None] | None = None
-        # A successor's program (app.engine.family), until a move takes it (_nearest).
-        self._adopted: Run | None = None
         self._freezes = Freezes(0.0, checkpoints)
 
     def new_run(self) -> Run:
@@ -206,8 +192,8 @@ class Session:
         end" then answers without a replay. A step ``by="end"`` walks straight there.
         """
         before, started = run.cursor, time.perf_counter()
-        if self.freeze is not None:
-            self._freezes = Freezes(started, self.max_checkpoints)
+        if self.kept.freeze is not None:
+            self._freezes = Freezes(started, self.kept.cap)
             run.passing, run.pass_at = self._passing, run.cursor + Freezes.EVERY
         try:
             return self._walk_on(run, by, count, stop, before, started)
@@ -217,13 +203,14 @@ class Session:
     def _passing(self, run: Run) -> None:
         """As a long walk passes (in the program's thread): keep a fork of the program
         where a seek back would otherwise walk far (see Freezes)."""
-        if self._freezes.due(time.perf_counter()) and run is self._run and self.freeze:
+        freeze = self.kept.freeze
+        if freeze is not None and run is self._run and self._freezes.due(time.perf_counter()):
             me = os.getpid()
-            frozen = self.freeze(run)
+            frozen = freeze(run)
             if os.getpid() != me:
                 return  # the fork, given a goal as a successor: it is not walking here
             if frozen is not None:
-                self._hold(frozen)
+                self.kept.hold(frozen)
         run.pass_at = run.cursor + Freezes.EVERY
 
     def _walk_on(
@@ -258,105 +245,36 @@ class Session:
         if run.cursor < target:
             run.advance("event", target - run.cursor, stop=stop)
 
-    # -- checkpoints -----------------------------------------------------
+    # -- checkpoints (app.engine.checkpoints.Checkpoints) ------------------
 
     @property
     def checkpoints(self) -> list[int]:
         """The cursors of the checkpoints kept."""
-        return [run.cursor for run in self._checkpoints]
+        return self.kept.cursors
 
     def checkpoint_target(self) -> int | None:
-        """The cursor where one more checkpoint would shorten seeks back the most.
-
-        First just before the program's cursor (so that "Step back" after a long move
-        walks a few events), then in the middle of the longest stretch without one;
-        None while every stretch walks in less than CHECKPOINT_GAP_S, or before the
-        program's pace is known.
-        """
-        return checkpoint_target(
-            self.checkpoints, self._run.cursor, pace=self.pace, cap=self.max_checkpoints
-        )
+        """The cursor where one more checkpoint would shorten seeks back the most."""
+        return self.kept.target(self.pace)
 
     def add_checkpoint(self, run: Run | Frozen) -> bool:
-        """Keep ``run`` (a paused run of this program); False if it was not worth keeping.
-
-        A run that may not be kept while others move (Run.keepable: paused in the
-        autograd engine's device thread, or inside a torch.fx tracer) is closed. Where
-        the session forks its checkpoints (``freeze``), a run kept is a fork of it, and
-        the run itself is closed.
-        """
-        if self.max_checkpoints == 0 or run.cursor == 0 or not run.keepable:
-            run.close()
-            return False
-        if self.freeze is not None and isinstance(run, Run):
-            frozen = self.freeze(run)
-            run.close()
-            if frozen is None:
-                return False
-            run = frozen
-        return self._hold(run)
-
-    def _hold(self, kept: Run | Frozen) -> bool:
-        """Keep ``kept``, and drop the least useful checkpoint while over the cap."""
-        self._checkpoints.append(kept)
-        self._checkpoints.sort(key=lambda entry: entry.cursor)
-        while len(self._checkpoints) > self.max_checkpoints:
-            self.drop_checkpoint()
-        return kept in self._checkpoints
+        """Keep ``run`` (a paused run of this program); False if it was not worth keeping."""
+        return self.kept.add(run)
 
     def drop_checkpoint(self) -> bool:
         """Close the least useful checkpoint (to free memory); False if there is none."""
-        if not self._checkpoints:
-            return False
-        self._checkpoints.pop(least_useful(self.checkpoints, self._run.cursor)).close()
-        return True
-
-    def _nearest(self, cursor: int, after: int = -1) -> Run | None:
-        """Take the checkpoint closest at or before ``cursor`` (and past ``after``).
-
-        Raises MoveTo for a checkpoint in another process (Frozen): the session goes on
-        there, in a successor that does this request again (app.engine.family). There,
-        the program it was forked with is the nearest (``_adopted``).
-        """
-        adopted = self._adopted
-        usable = adopted is not None and after < adopted.cursor <= cursor
-        for index in range(len(self._checkpoints) - 1, -1, -1):
-            at = self._checkpoints[index].cursor
-            if after < at <= cursor:
-                if usable and adopted.cursor >= at:  # type: ignore[union-attr]
-                    break
-                return self._take(index)
-        if usable:
-            self._adopted = None
-            return adopted
-        return None
-
-    def _finished(self) -> Run | None:
-        """Take a checkpoint at the program's end, if there is one (see _nearest)."""
-        if self._adopted is not None and self._adopted.done:
-            run, self._adopted = self._adopted, None
-            return run
-        index = next((i for i, kept in enumerate(self._checkpoints) if kept.done), None)
-        return None if index is None else self._take(index)
-
-    def _take(self, index: int) -> Run:
-        """Take the checkpoint at ``index``; MoveTo if it is in another process."""
-        taken = self._checkpoints.pop(index)
-        if isinstance(taken, Frozen):
-            raise MoveTo(taken)
-        return taken
+        return self.kept.drop()
 
     def adopt(self, run: Run, left: Frozen, view: int | None) -> None:
         """In a successor (app.engine.family): go on with the request its predecessor
         handed over, which stood at ``left`` (now a checkpoint) showing ``view``, from
         ``run``, the program this process was forked with. The move that wanted it
-        takes it (:meth:`_nearest`); see :meth:`adopted`."""
-        self._run, self._adopted, self._view = left, run, view  # type: ignore[assignment]
+        takes it (Checkpoints.nearest); see :meth:`adopted`."""
+        self._run, self.kept.adopted, self._view = left, run, view  # type: ignore[assignment]
 
     def adopted(self) -> None:
         """After the request handed over: where it did not move the program (a view it
         found kept here), go on with the program this process was forked with."""
-        run, self._adopted = self._adopted, None
+        run, self.kept.adopted = self.kept.adopted, None
         if run is None:
             return
         self._switch(run)
@@ -369,23 +287,6 @@ class Session:
         left: Run | Frozen = self._run
         self._run = run
         self.add_checkpoint(left)
-
-    def forked(self) -> list[Frozen]:
-        """The checkpoints kept in processes of their own."""
-        return [kept for kept in self._checkpoints if isinstance(kept, Frozen)]
-
-    def nearest_fork(self, cursor: int) -> Frozen | None:
-        """The checkpoint kept as a fork closest before ``cursor`` (not at the end)."""
-        before = [kept for kept in self.forked() if kept.cursor < cursor and not kept.done]
-        return max(before, key=lambda kept: kept.cursor, default=None)
-
-    def forget_checkpoints(self) -> None:
-        """Drop the checkpoints from here without ending them (handed over)."""
-        self._checkpoints = [kept for kept in self._checkpoints if not isinstance(kept, Frozen)]
-
-    def take_checkpoints(self, kept: list[Frozen]) -> None:
-        """Take on ``kept`` (handed over) as the checkpoints, in place of any known here."""
-        self._checkpoints = sorted(kept, key=lambda frozen: frozen.cursor)
 
     def left_behind(self) -> dict[str, Any]:
         """What a successor needs to know of the program here (see adopt)."""
@@ -437,7 +338,7 @@ class Session:
         if self._view is not None and by == "event":
             self.seek(cursor=self._view + count)
             return None
-        finished = self._finished() if by == "end" else None
+        finished = self.kept.finished() if by == "end" else None
         if finished is not None:  # the end was reached before: go on there
             self._switch(finished)
             self._view = None
@@ -456,7 +357,7 @@ class Session:
         """Move to ``cursor`` (past the end: the end), replaying when moving back."""
         run = self._run
         if cursor >= run.cursor:
-            ahead = self._nearest(cursor, after=run.cursor)
+            ahead = self.kept.nearest(cursor, after=run.cursor)
             self._view = None
             if ahead is not None:
                 self._switch(ahead)
@@ -478,7 +379,7 @@ class Session:
         to ``cursor``.
         """
         started = time.perf_counter()
-        run = self._nearest(cursor)
+        run = self.kept.nearest(cursor)
         self._view = None
         if run is None:
             run = self.new_run()
@@ -537,7 +438,7 @@ class Session:
         if run.missing_since is None:
             return
         target = run.cursor
-        fresh = self._nearest(run.missing_since)
+        fresh = self.kept.nearest(run.missing_since)
         if fresh is None:
             fresh = self.new_run()
             self.replays += 1
@@ -668,7 +569,7 @@ class Session:
         peek = Peek(node_id, side, k, tuple(index))
         while True:
             try:
-                fresh = self._nearest(record.ledger.cursor - 1)
+                fresh = self.kept.nearest(record.ledger.cursor - 1)
             except MoveTo as move:  # a checkpoint forked: a copy of it reads the element
                 try:
                     value = move.frozen.copy(

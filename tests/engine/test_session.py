@@ -601,7 +601,7 @@ def test_moves_across_a_tracer_leave_its_process_state_as_they_found_it() -> Non
             for cursor in rng.integers(12, 60, size=8):
                 session.seek(cursor=int(cursor))
                 paused_inside += session._run.tracing
-                assert all(run.keepable for run in session._checkpoints)
+                assert all(run.keepable for run in session.kept)
             session.step(by="end")
             assert session.state()["error"] is None
             assert session._run.scope["losses"] == plain["losses"]
