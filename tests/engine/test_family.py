@@ -159,12 +159,18 @@ def test_a_long_walk_keeps_forks_as_it_passes(make_store):
     assert len(kept["forks"]) == len(kept["checkpoints"]) <= 4
 
 
-def test_a_forked_checkpoint_holds_nothing_of_the_live_host(make_store):
-    store = make_store()
+def _looked_back(store) -> str:
+    """A session of ``autograd`` run to its end, then back to 30: the end kept as a fork."""
     session_id, local = _sessions(store, "autograd", 20)
     local.close()
     store.step(session_id, by="end", count=1)
     store.seek(session_id, cursor=30)
+    return session_id
+
+
+def test_a_forked_checkpoint_holds_nothing_of_the_live_host(make_store):
+    store = make_store()
+    session_id = _looked_back(store)
     (fork,) = store.ping(session_id)["forks"]
     kinds = sorted(
         os.readlink(f"/proc/{fork}/fd/{fd}").split(":")[0]
@@ -178,10 +184,7 @@ def test_a_forked_checkpoint_holds_nothing_of_the_live_host(make_store):
 
 def test_deleting_a_session_ends_every_process_of_its_family(make_store):
     store = make_store()
-    session_id, local = _sessions(store, "autograd", 20)
-    local.close()
-    store.step(session_id, by="end", count=1)
-    store.seek(session_id, cursor=30)
+    session_id = _looked_back(store)
     store.step(session_id, by="end", count=1)  # a successor: the first host a checkpoint
     ping = store.ping(session_id)
     family = _family(ping["pid"])
