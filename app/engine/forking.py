@@ -38,6 +38,7 @@ class Forking:
     _session: Session
     _requests: queue.Queue[tuple[socket.socket, dict[str, Any]]]
     _answering: socket.socket | None
+    _accepting: socket.socket | None
     _stop_r: int
     _stop_w: int
     _building: tuple[Run, int] | None
@@ -132,7 +133,8 @@ class Forking:
         """In a fork that is not the live host: close what only the live host may hold
         (its listener, connections, checkpoints' channels and the token), so that their
         ends see it when the live host is gone."""
-        for sock in [self._listener, self._answering, *(c for c, _ in self._requests.queue)]:
+        taken = [self._answering, self._accepting, *(c for c, _ in self._requests.queue)]
+        for sock in [self._listener, *taken]:
             if sock is not None:
                 sock.close()
         for kept in self._session.kept.forked():
@@ -148,7 +150,8 @@ class Forking:
     def _on_command(
         self, run: Run, channel: socket.socket, message: dict[str, Any], fds: list[int]
     ) -> int:
-        """In a checkpoint: fork a copy that answers one question (``copy``) or a
+        """In a checkpoint: fork a copy that answers one question (``copy``), one that
+        walks on to a later cursor and stays there as a checkpoint (``grow``), or a
         successor that serves the session from here on (``successor``)."""
         try:
             op, work = message["op"], message.get("work") or {}

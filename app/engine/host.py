@@ -183,6 +183,7 @@ class Host(Forking):
         # (a hand-over). (Under the sandbox, no pipe can be made.)
         self._stop_r, self._stop_w = os.pipe() if self.forks else (-1, -1)
         self._listening: threading.Thread | None = None
+        self._accepting: socket.socket | None = None  # a connection being read
         # A successor's first request goes on from the program it was forked with.
         self._adopting = False
         self._requests: queue.Queue[tuple[socket.socket, dict[str, Any]]] = queue.Queue()
@@ -277,6 +278,7 @@ class Host(Forking):
                 conn, _ = self._listener.accept()
             except (BlockingIOError, InterruptedError):
                 continue
+            self._accepting = conn  # (a fork meanwhile closes it: Forking._leave_to_parent)
             try:
                 conn.settimeout(5.0)
                 request = wire.read(conn, _REQUEST_LIMIT)
@@ -291,6 +293,8 @@ class Host(Forking):
                     continue  # the main thread answers and closes it
             except (OSError, ValueError, AttributeError):
                 pass  # a worker gone, or not a request: nothing to answer
+            finally:
+                self._accepting = None
             conn.close()
 
     # -- main thread ---------------------------------------------------------
