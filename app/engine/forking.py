@@ -42,7 +42,7 @@ class Forking:
     _stop_r: int
     _stop_w: int
     _building: tuple[Run, int] | None
-    _growing: tuple[socket.socket, int] | None
+    _growing: Frozen | None
     _builds: dict[str, int]
     _cpu_spent: float
     _moved_at: float
@@ -76,23 +76,24 @@ class Forking:
             return False
         finally:
             theirs.close()
-        self._growing = (mine, int(pid))
+        self._growing = Frozen(target, False, int(pid), mine)  # (where it is bound)
         return True
 
     def _grown(self) -> None:
         """Keep the checkpoint _grow asked for, once it says it is there."""
-        assert self._growing is not None
-        channel, pid = self._growing
-        if not select.select([channel], [], [], 0)[0]:
+        grown, self._growing = self._growing, None
+        assert grown is not None
+        if not select.select([grown.channel], [], [], 0)[0]:
+            self._growing = grown
             return  # still walking
-        self._growing = None
         try:
-            channel.settimeout(5.0)
-            there = wire.read(channel)
-            kept = Frozen(int(there["cursor"]), bool(there["done"]), pid, channel)
-            self._builds["forked"] += self._session.add_checkpoint(kept)
+            grown.channel.settimeout(5.0)
+            there = wire.read(grown.channel)
+            grown.cursor, grown.done = int(there["cursor"]), bool(there["done"])
         except (OSError, ValueError, KeyError, TypeError):
-            Frozen(0, False, pid, channel).close()
+            grown.close()
+            return
+        self._builds["forked"] += self._session.add_checkpoint(grown)
 
     def _grow_here(self, run: Run, channel: socket.socket, fd: int, target: int) -> None:
         """In a fork of a checkpoint: walk to ``target`` in the background, say where
@@ -140,7 +141,7 @@ class Forking:
         for kept in self._session.kept.forked():
             kept.channel.close()
         if self._growing is not None:
-            self._growing[0].close()
+            self._growing.channel.close()
         if family.token is not None:
             os.close(family.token)
             family.token = None
@@ -229,7 +230,7 @@ class Forking:
             self._building[0].close()
             self._building = None
         if self._growing is not None:
-            Frozen(0, False, self._growing[1], self._growing[0]).close()
+            self._growing.close()
             self._growing = None
         self._channel = mine
         return True

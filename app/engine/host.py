@@ -37,7 +37,7 @@ import torch
 from app.engine import family, wire
 from app.engine.checkpoints import settle
 from app.engine.copies import die_with_parent
-from app.engine.family import MoveTo
+from app.engine.family import Frozen, MoveTo
 from app.engine.forking import Forking
 from app.engine.gradcheck import GradcheckError
 from app.engine.graph import GraphFreedError
@@ -193,8 +193,8 @@ class Host(Forking):
         # whatever a long step or a checkpoint's build lowered its thread to before.
         self._nice = os.getpriority(os.PRIO_PROCESS, 0)
         self._building: tuple[Run, int] | None = None  # a checkpoint being built, its cursor
-        # A checkpoint a fork is building (_grow): the channel it will say so on, its pid.
-        self._growing: tuple[socket.socket, int] | None = None
+        # A checkpoint a fork is building (_grow), bound for its cursor until it says.
+        self._growing: Frozen | None = None
         self._builds = {"forked": 0, "replayed": 0}  # checkpoints built while idle, how
         self._closing = False
         self._moved_at = 0.0  # when the session last moved here (time.time())
