@@ -79,13 +79,17 @@ class Zygote:
         path.unlink(missing_ok=True)
 
     def _end_all(self) -> None:
-        """Kill every host and reap it (so none is left behind as a zombie)."""
+        """Kill every host and reap it, with every process of its family (so none is
+        left behind as a zombie: this is their subreaper, and they come here as the
+        processes that forked them end)."""
         hosts, self.hosts = list(self.hosts.values()), {}
         for host in hosts:
             _kill(host.pid)
-        for host in hosts:
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(host.pid, 0)
+        deadline = time.monotonic() + 5.0
+        with contextlib.suppress(ChildProcessError):  # none left
+            while time.monotonic() < deadline:
+                if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                    time.sleep(0.005)
 
     def _answer(self, conn: socket.socket) -> None:
         from app.engine import wire
